@@ -1,0 +1,185 @@
+"""Typed configs for every part of gac, and per-task presets.
+
+Defaults live in the dataclasses; tuned values live in ``PRESETS``; the CLI overrides either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the GAC generative model p(tau, y) = int p(tau|U(z0)) p(y|U(z0)) N(z0) dz0."""
+
+    obs_dim: int = 0  # filled from the data
+    act_dim: int = 0  # filled from the data
+    n_latent: int = 4  # latent plan tokens
+    d_model: int = 128  # width of transformer and of each latent token
+    n_layers: int = 3
+    n_heads: int = 1
+    context_steps: int = 32  # each token attends to tokens of the last K environment steps
+    max_timestep: int = 1000  # timestep embedding table size (timesteps are clamped)
+    timestep_embedding: bool = True
+    dropout: float = 0.0  # residual/embedding dropout; attention dropout is never used
+    prior: Literal["unet", "mlp", "identity"] = "unet"  # z = U(z0)
+    unet_dim: int = 16
+    unet_mults: tuple[int, ...] = (1, 2, 4, 8)
+    mlp_hidden: int = 512  # hidden width of the MLP prior
+    return_hidden: int = 128  # hidden width of the return head r(z[, s0])
+    return_condition_s0: bool = False  # p(y | z, s0): matters where return depends on start
+    action_sigma: float = 0.7071  # p(a|.) = N(mu, sigma^2); LPT's squared-error sum = sigma^2 1/2
+    return_sigma: float = 0.7071  # p(y|z) = N(r(z), sigma^2) in scaled return units
+
+
+@dataclass
+class InferenceConfig:
+    """How a latent plan z0 is chosen before (or during) an episode."""
+
+    mode: Literal["exploit", "guided", "prior"] = "exploit"
+    n_starts: int = 16  # exploit: parallel restarts, best kept
+    n_steps: int = 30  # exploit: gradient-ascent steps; guided: Langevin steps
+    step_size: float = 0.3  # Langevin step s (z <- z - s^2/2 grad E + s eps); exploit lr
+    prior_weight: float = 1.0  # lambda in r(U(z0)) - lambda/2 |z0|^2
+    guidance: float = 1.0  # omega of LPT's exploitation-inclined posterior
+    target_return: float | None = None  # guided: y* in raw units (None: dataset max)
+    noise: bool = True  # guided: Langevin noise on
+
+
+@dataclass
+class TrainConfig:
+    """Offline maximum-likelihood training with persistent Langevin posterior chains."""
+
+    steps: int = 2000
+    batch_size: int = 32
+    window: int = 32  # scored steps per sampled sub-trajectory
+    burn_in: int | None = None  # unscored history before the window (None: exact receptive field)
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    return_weight: float = 0.25  # lambda_y: loss = action NLL + lambda_y * return NLL
+    return_scale: float | None = None  # raw return / scale = model units (None: from task)
+    langevin_steps: int = 2  # persistent-chain steps per update
+    langevin_step_size: float = 0.3
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None  # torch threads (None: leave torch's default)
+    log_every: int = 50
+    eval_every: int = 0  # 0: only at the end
+    eval_episodes: int = 16
+    checkpoint_every: int = 500
+
+
+@dataclass
+class RunConfig:
+    """Everything a `gac train` run needs; saved in the run directory and the checkpoint."""
+
+    task: str = "pointmaze-umaze"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        model = d.get("model", {})
+        if "unet_mults" in model:
+            model = {**model, "unet_mults": tuple(model["unet_mults"])}
+        return cls(
+            task=d.get("task", cls.task),
+            model=_build(ModelConfig, model),
+            train=_build(TrainConfig, d.get("train", {})),
+            inference=_build(InferenceConfig, d.get("inference", {})),
+        )
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``section.field=value`` strings (e.g. ``train.lr=1e-4``) to a config."""
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"override {item!r}: expected SECTION.FIELD=VALUE, e.g. train.lr=1e-4")
+        key, raw = item.split("=", 1)
+        section, name = key.split(".", 1)
+        if section not in ("model", "train", "inference"):
+            raise ValueError(f"override {item!r}: section must be model, train or inference")
+        sub = getattr(cfg, section)
+        types = {f.name: f.type for f in fields(sub)}
+        if name not in types:
+            raise ValueError(f"override {item!r}: {section} has no field {name!r}; known: {sorted(types)}")
+        current = getattr(sub, name)
+        setattr(cfg, section, replace(sub, **{name: _parse(raw, current, item)}))
+    return cfg
+
+
+def _parse(raw: str, current: Any, item: str) -> Any:
+    if raw.lower() in ("none", "null"):
+        return None
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return raw.lower() in ("true", "1")
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, tuple):
+            return tuple(int(x) for x in raw.split(","))
+        if current is None:  # optional numeric fields
+            return float(raw) if any(c in raw for c in ".e") else int(raw)
+    except ValueError:
+        raise ValueError(f"override {item!r}: cannot parse {raw!r} as {type(current).__name__}") from None
+    return raw
+
+
+# Per-task presets: only what differs from the defaults. Sizes for locomotion follow LPT
+# (3 layers, width 128, context 32-64 tokens); the mazes are small enough for a 2-core CPU.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "pointmaze-umaze": {
+        "model": {"d_model": 64, "n_layers": 2, "context_steps": 8, "max_timestep": 300,
+                  "prior": "mlp", "return_condition_s0": True},
+        "train": {"steps": 1500, "batch_size": 32, "window": 24, "lr": 1e-3},
+    },
+    "pointmaze-medium": {
+        "model": {"d_model": 64, "n_layers": 2, "context_steps": 8, "max_timestep": 600,
+                  "prior": "mlp", "return_condition_s0": True},
+        "train": {"steps": 3000, "batch_size": 32, "window": 24, "lr": 1e-3},
+    },
+    "pointmaze-large": {
+        "model": {"d_model": 64, "n_layers": 2, "context_steps": 8, "max_timestep": 800,
+                  "prior": "mlp", "return_condition_s0": True},
+        "train": {"steps": 3000, "batch_size": 32, "window": 24, "lr": 1e-3},
+    },
+    "hopper": {
+        "model": {"d_model": 128, "n_layers": 3, "context_steps": 32, "max_timestep": 1000},
+        "train": {"lr": 1e-4},
+    },
+    "halfcheetah": {
+        "model": {"d_model": 128, "n_layers": 3, "context_steps": 16, "max_timestep": 1000},
+        "train": {"lr": 1e-4},
+    },
+    "walker2d": {
+        "model": {"d_model": 128, "n_layers": 3, "context_steps": 32, "max_timestep": 1000},
+        "train": {"lr": 1e-4},
+    },
+}
+
+
+def preset(task: str) -> RunConfig:
+    """The config for a task name (``hopper-medium`` uses the ``hopper`` preset)."""
+    key = task if task in PRESETS else task.split("-")[0]
+    values = PRESETS.get(key, {})
+    cfg = RunConfig.from_dict({"task": task, **values})
+    return cfg

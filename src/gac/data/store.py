@@ -1,0 +1,208 @@
+"""The trajectory store: one in-memory dataset of episodes, used by every part of gac.
+
+Steps of all episodes are concatenated in flat arrays (the D4RL layout); ``starts`` gives each
+episode's first step. Per-episode returns are kept separately so that episodes collected online,
+labelled with their total return only, need no step rewards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used, with the file/field/problem named in the message."""
+
+
+@dataclass
+class Episode:
+    observations: np.ndarray  # (T, obs_dim)
+    actions: np.ndarray  # (T, act_dim)
+    rewards: np.ndarray | None  # (T,) or None when only the return is known
+    terminal: bool  # ended in a true terminal state (not a time limit)
+    ret: float  # total return
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+@dataclass
+class TrajectoryStore:
+    observations: np.ndarray  # (N, obs_dim) float32
+    actions: np.ndarray  # (N, act_dim) float32
+    rewards: np.ndarray | None  # (N,) float32; NaN inside episodes known by return only
+    terminals: np.ndarray  # (N,) bool
+    timeouts: np.ndarray  # (N,) bool
+    starts: np.ndarray  # (E,) int64, first step of each episode
+    returns: np.ndarray  # (E,) float64, total return of each episode
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_episodes(cls, episodes: list[Episode], metadata: dict[str, Any] | None = None
+                      ) -> TrajectoryStore:
+        if not episodes:
+            raise DataError("no episodes: a dataset needs at least one episode")
+        lengths = np.array([len(e) for e in episodes], dtype=np.int64)
+        if (lengths == 0).any():
+            raise DataError(f"episode {int(np.argmin(lengths))} is empty")
+        has_rewards = [e.rewards is not None for e in episodes]
+        rewards = None
+        if any(has_rewards):
+            rewards = np.concatenate([
+                e.rewards.astype(np.float32) if e.rewards is not None
+                else np.full(len(e), np.nan, np.float32) for e in episodes])
+        terminals = np.zeros(lengths.sum(), dtype=bool)
+        timeouts = np.zeros(lengths.sum(), dtype=bool)
+        ends = np.cumsum(lengths) - 1
+        for end, e in zip(ends, episodes, strict=True):
+            (terminals if e.terminal else timeouts)[end] = True
+        return cls(
+            observations=np.concatenate([e.observations for e in episodes]).astype(np.float32),
+            actions=np.concatenate([e.actions for e in episodes]).astype(np.float32),
+            rewards=rewards,
+            terminals=terminals,
+            timeouts=timeouts,
+            starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+            returns=np.array([e.ret for e in episodes], dtype=np.float64),
+            metadata=dict(metadata or {}),
+        )
+
+    def append(self, episodes: list[Episode]) -> None:
+        """Add episodes at the end (the online stages grow the store this way)."""
+        if not episodes:
+            return
+        new = TrajectoryStore.from_episodes(episodes)
+        if new.observations.shape[1:] != self.observations.shape[1:] or \
+                new.actions.shape[1:] != self.actions.shape[1:]:
+            raise DataError(
+                f"appended episodes have obs/act shape {new.observations.shape[1:]}/"
+                f"{new.actions.shape[1:]}, store has {self.observations.shape[1:]}/"
+                f"{self.actions.shape[1:]}")
+        offset = self.num_steps
+        if self.rewards is None and new.rewards is not None:
+            self.rewards = np.full(offset, np.nan, np.float32)
+        if self.rewards is not None:
+            extra = new.rewards if new.rewards is not None else np.full(new.num_steps, np.nan,
+                                                                        np.float32)
+            self.rewards = np.concatenate([self.rewards, extra])
+        self.observations = np.concatenate([self.observations, new.observations])
+        self.actions = np.concatenate([self.actions, new.actions])
+        self.terminals = np.concatenate([self.terminals, new.terminals])
+        self.timeouts = np.concatenate([self.timeouts, new.timeouts])
+        self.starts = np.concatenate([self.starts, new.starts + offset])
+        self.returns = np.concatenate([self.returns, new.returns])
+
+    # ----------------------------------------------------------------- views
+    @property
+    def num_episodes(self) -> int:
+        return len(self.starts)
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.actions)
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.observations.shape[1])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.actions.shape[1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(np.append(self.starts, self.num_steps))
+
+    def episode(self, i: int) -> Episode:
+        if not -self.num_episodes <= i < self.num_episodes:
+            raise IndexError(f"episode {i} out of range (store has {self.num_episodes})")
+        i %= self.num_episodes
+        a, b = int(self.starts[i]), int(self.starts[i] + self.lengths[i])
+        rewards = None
+        if self.rewards is not None and not np.isnan(self.rewards[a:b]).any():
+            rewards = self.rewards[a:b]
+        return Episode(self.observations[a:b], self.actions[a:b], rewards,
+                       bool(self.terminals[b - 1]), float(self.returns[i]))
+
+    def subset(self, idx: np.ndarray | list[int]) -> TrajectoryStore:
+        return TrajectoryStore.from_episodes([self.episode(int(i)) for i in idx], self.metadata)
+
+    # ----------------------------------------------------------------- statistics
+    def obs_stats(self, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of observations over all steps (the normalisation training uses)."""
+        return (self.observations.mean(0).astype(np.float32),
+                (self.observations.std(0) + eps).astype(np.float32))
+
+    def summary(self) -> dict[str, Any]:
+        lengths, rets = self.lengths, self.returns
+        return {
+            "episodes": self.num_episodes,
+            "steps": self.num_steps,
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "length_min": int(lengths.min()),
+            "length_mean": float(lengths.mean()),
+            "length_max": int(lengths.max()),
+            "return_min": float(rets.min()),
+            "return_mean": float(rets.mean()),
+            "return_median": float(np.median(rets)),
+            "return_max": float(rets.max()),
+            "terminal_episodes": int(self.terminals.sum()),
+        }
+
+    # ----------------------------------------------------------------- sampling
+    def sample_episodes(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Episode indices drawn with replacement, with probability proportional to length.
+
+        Length weighting makes every *step* equally likely to be trained on (LPT's choice).
+        """
+        lengths = self.lengths.astype(np.float64)
+        return rng.choice(self.num_episodes, size=n, p=lengths / lengths.sum())
+
+    def sample_windows(self, rng: np.random.Generator, n: int, window: int, burn_in: int = 0
+                       ) -> dict[str, np.ndarray]:
+        """Random sub-trajectories: ``window`` scored steps after up to ``burn_in`` history steps.
+
+        Returns right-padded arrays of length ``burn_in + window`` with a ``loss_mask`` on the
+        scored steps and a ``traj_scale`` such that a window's summed log-likelihood times
+        ``traj_scale`` is an unbiased estimate of the whole episode's: the window start is uniform
+        over the L + W - 1 placements that overlap the episode (clipped at its ends), so each step
+        is scored with probability W / (L + W - 1).
+        """
+        eps = self.sample_episodes(rng, n)
+        lengths = self.lengths[eps]
+        seq = burn_in + window
+        obs = np.zeros((n, seq, self.obs_dim), np.float32)
+        act = np.zeros((n, seq, self.act_dim), np.float32)
+        tsteps = np.zeros((n, seq), np.int64)
+        mask = np.zeros((n, seq), np.float32)
+        scale = np.zeros(n, np.float32)
+        for row, (e, length) in enumerate(zip(eps, lengths, strict=True)):
+            if length > window:
+                start = int(rng.integers(-(window - 1), length))
+                w0, w1 = max(start, 0), min(start + window, length)
+                scale[row] = (length + window - 1) / window
+            else:
+                w0, w1 = 0, length
+                scale[row] = 1.0
+            h0 = max(w0 - burn_in, 0)
+            s = int(self.starts[e])
+            k = w1 - h0
+            obs[row, :k] = self.observations[s + h0:s + w1]
+            act[row, :k] = self.actions[s + h0:s + w1]
+            tsteps[row, :k] = np.arange(h0, w1)
+            mask[row, w0 - h0:k] = 1.0
+        return {
+            "obs": obs,
+            "actions": act,
+            "timesteps": tsteps,
+            "loss_mask": mask,
+            "traj_scale": scale,
+            "returns": self.returns[eps].astype(np.float32),
+            "s0": self.observations[self.starts[eps]],
+            "episode_index": eps.astype(np.int64),
+        }

@@ -1,0 +1,173 @@
+"""Maze2D-class tasks on Gymnasium-Robotics PointMaze, made like D4RL's maze2d.
+
+Differences from D4RL's ``maze2d-*-v1`` (same point-mass physics otherwise), and what gac does:
+
+- Goal radius: PointMaze counts success within 0.45; D4RL's sparse reward within 0.5. gac
+  computes the reward itself with D4RL's 0.5 (``GOAL_RADIUS``).
+- Velocity: PointMaze clips the ball's velocity to +-5; D4RL does not (the controller rarely
+  reaches that speed, so trajectories match closely).
+- Coordinates: PointMaze centres the maze on (0, 0) with x along columns and y pointing up;
+  D4RL uses grid indices (x = row, y = column). Cells and goals here are PointMaze coordinates.
+- Observations: PointMaze returns a dict; D4RL a flat (x, y, vx, vy). gac flattens to
+  (x, y, vx, vy, gx, gy) by default: the data drive to random goals, so a policy needs the goal.
+  ``goal_in_obs=False`` gives D4RL's 4-vector.
+- Evaluation goal: D4RL fixes the goal at the maze's 'G' cell; so does gac (``goal_cell``),
+  at the exact cell centre (PointMaze would add position noise to it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+GOAL_RADIUS = 0.5  # D4RL maze2d sparse reward radius
+P_GAIN, D_GAIN = 10.0, -1.0  # D4RL's waypoint controller gains
+
+_registered = False
+
+
+def _make_point_maze(env_id: str) -> Any:
+    global _registered
+    if not _registered:
+        import gymnasium_robotics
+
+        gym.register_envs(gymnasium_robotics)
+        _registered = True
+    # continuing_task: reaching the goal neither terminates nor moves it (D4RL's eval protocol).
+    env = gym.make(env_id, continuing_task=True, reset_target=False)
+    return env.unwrapped  # skip checker/time-limit wrappers: gac counts steps itself
+
+
+@dataclass(frozen=True)
+class MazeSpec:
+    env_id: str  # Gymnasium-Robotics id
+    goal_cell: tuple[int, int]  # D4RL's 'G' cell (row, col)
+    horizon: int  # D4RL max_episode_steps
+    d4rl_name: str
+    d4rl_steps: int  # size of D4RL's dataset
+
+
+MAZES: dict[str, MazeSpec] = {
+    "umaze": MazeSpec("PointMaze_UMaze-v3", (1, 1), 300, "maze2d-umaze-v1", 1_000_000),
+    "medium": MazeSpec("PointMaze_Medium-v3", (6, 6), 600, "maze2d-medium-v1", 2_000_000),
+    "large": MazeSpec("PointMaze_Large-v3", (7, 9), 800, "maze2d-large-v1", 4_000_000),
+}
+
+
+class MazeEnv:
+    """A PointMaze with a fixed or settable goal, flat observations and D4RL's rewards.
+
+    ``reset(seed)`` starts the ball at a random open cell (PointMaze's own reset distribution)
+    with the goal at ``goal`` (default: the maze's evaluation goal cell centre).
+    """
+
+    def __init__(self, spec: MazeSpec, dense: bool = False, goal_in_obs: bool = True):
+        self.spec = spec
+        self.dense = dense
+        self.goal_in_obs = goal_in_obs
+        self._env = _make_point_maze(spec.env_id)
+        self.maze = self._env.maze
+        self.eval_goal = np.asarray(self.maze.cell_rowcol_to_xy(np.array(spec.goal_cell)),
+                                    dtype=np.float64)
+        self.goal = self.eval_goal.copy()
+        self.obs_dim = 6 if goal_in_obs else 4
+        self.act_dim = 2
+        self.action_low, self.action_high = -1.0, 1.0
+        self._data = self._env.point_env.data
+
+    # The ball's state lives in MuJoCo's qpos/qvel; reading it directly avoids dict building.
+    @property
+    def position(self) -> np.ndarray:
+        return self._data.qpos[:2].copy()
+
+    @property
+    def velocity(self) -> np.ndarray:
+        return self._data.qvel[:2].copy()
+
+    def observation(self) -> np.ndarray:
+        parts = [self._data.qpos[:2], self._data.qvel[:2]]
+        if self.goal_in_obs:
+            parts.append(self.goal)
+        return np.concatenate(parts).astype(np.float32)
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        self.goal = np.asarray(goal, dtype=np.float64).copy()
+        self._env.goal = self.goal.copy()
+        self._env.update_target_site_pos()
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self._env.reset(seed=seed, options={"goal_cell": np.array(self.spec.goal_cell)})
+        self.set_goal(self.eval_goal)
+        return self.observation()
+
+    def reward(self) -> float:
+        dist = float(np.linalg.norm(self._data.qpos[:2] - self.goal))
+        if self.dense:
+            return float(np.exp(-dist))
+        return 1.0 if dist <= GOAL_RADIUS else 0.0
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self._env.point_env.step(np.asarray(action, dtype=np.float64))
+        return self.observation(), self.reward(), False, False, {}
+
+    def close(self) -> None:
+        self._env.close()
+
+
+class WaypointController:
+    """D4RL's maze2d expert: shortest path over maze cells, PD control to the next waypoint.
+
+    The waypoint is the centre of the next cell on a breadth-first shortest path to the goal's
+    cell, or the goal itself once the ball is in the goal's cell.
+    """
+
+    def __init__(self, maze: Any, p_gain: float = P_GAIN, d_gain: float = D_GAIN):
+        self.maze = maze
+        self.p_gain, self.d_gain = p_gain, d_gain
+        self.grid = np.array(maze.maze_map, dtype=object) != 1
+        self._next: dict[tuple[int, int], np.ndarray] = {}  # goal cell -> next-cell table
+
+    def cell(self, xy: np.ndarray) -> tuple[int, int]:
+        r, c = self.maze.cell_xy_to_rowcol(np.asarray(xy))
+        rows, cols = self.grid.shape
+        return int(np.clip(r, 0, rows - 1)), int(np.clip(c, 0, cols - 1))
+
+    def _table(self, goal_cell: tuple[int, int]) -> np.ndarray:
+        """For each cell, the neighbouring cell one step closer to ``goal_cell`` (BFS)."""
+        if goal_cell not in self._next:
+            rows, cols = self.grid.shape
+            nxt = np.full((rows, cols, 2), -1, dtype=np.int64)
+            nxt[goal_cell] = goal_cell
+            queue = deque([goal_cell])
+            while queue:
+                r, c = queue.popleft()
+                for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                    n = (r + dr, c + dc)
+                    if 0 <= n[0] < rows and 0 <= n[1] < cols and self.grid[n] \
+                            and nxt[n][0] < 0:
+                        nxt[n] = (r, c)
+                        queue.append(n)
+            self._next[goal_cell] = nxt
+        return self._next[goal_cell]
+
+    def waypoint(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        here, goal_cell = self.cell(pos), self.cell(goal)
+        if here == goal_cell:
+            return np.asarray(goal, dtype=np.float64)
+        nxt = self._table(goal_cell)[here]
+        if nxt[0] < 0:  # inside a wall cell (numerically): head for the goal directly
+            return np.asarray(goal, dtype=np.float64)
+        return np.asarray(self.maze.cell_rowcol_to_xy(nxt), dtype=np.float64)
+
+    def __call__(self, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        wp = self.waypoint(pos, goal)
+        return np.clip(self.p_gain * (wp - pos) + self.d_gain * vel, -1.0, 1.0)
+
+
+def open_cells(maze: Any) -> list[tuple[int, int]]:
+    grid = np.array(maze.maze_map, dtype=object)
+    return [(int(r), int(c)) for r, c in zip(*np.nonzero(grid != 1), strict=True)]

@@ -1,0 +1,36 @@
+"""Reference returns and the normalised score 100 * (R - R_random) / (R_expert - R_random)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# D4RL's published reference returns (d4rl/infos.py: REF_MIN_SCORE, REF_MAX_SCORE). They apply
+# to D4RL's own environments; gac's locally generated datasets carry their own measured values.
+D4RL_REF: dict[str, tuple[float, float]] = {
+    "maze2d-umaze-v1": (23.85, 161.86),
+    "maze2d-medium-v1": (13.13, 277.39),
+    "maze2d-large-v1": (6.7, 273.99),
+    "maze2d-umaze-dense-v1": (68.537689, 193.66285642381482),
+    "maze2d-medium-dense-v1": (44.264742, 297.4552547777125),
+    "maze2d-large-dense-v1": (30.569041, 303.4857382709002),
+    "hopper": (-20.272305, 3234.3),
+    "halfcheetah": (-280.178953, 12135.0),
+    "walker2d": (1.629008, 4592.3),
+}
+
+
+def d4rl_reference(dataset: str) -> tuple[float, float]:
+    """D4RL's (R_random, R_expert) for a dataset name such as ``hopper-medium-v2``."""
+    if dataset in D4RL_REF:
+        return D4RL_REF[dataset]
+    body = dataset.split("-")[0]
+    if body in D4RL_REF:
+        return D4RL_REF[body]
+    raise KeyError(f"no D4RL reference returns for {dataset!r}; known: {sorted(D4RL_REF)}")
+
+
+def normalized_score(returns: float | np.ndarray, ref_random: float, ref_expert: float
+                     ) -> float | np.ndarray:
+    if ref_expert == ref_random:
+        raise ValueError("reference returns are equal: the normalised score is undefined")
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_random) / (ref_expert - ref_random)
