@@ -112,19 +112,121 @@ def _print_info(store, path: Path) -> None:
             typer.echo(f"normalised   dataset mean {normalized_score(s['return_mean'], lo, hi):.1f}")
 
 
+def _parse_seeds(seeds: str) -> list[int]:
+    try:
+        return [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--seeds {seeds!r}: expected comma-separated integers, e.g. 0,1,2")
+        return []
+
+
+@app.command("train")
+def train_cmd(
+    dataset: Annotated[str, typer.Argument(
+        help="A task name (its default dataset is generated once and cached) or an HDF5 path.")],
+    task: Annotated[str | None, typer.Option(
+        help="Task of an HDF5 dataset whose metadata does not name one.")] = None,
+    seed: Annotated[int, typer.Option(help="Training seed (data sampling, init, Langevin).")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Gradient updates (default: task preset).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="Where checkpoints and logs go (default: runs/TASK-sSEED).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --run-dir from its checkpoint.")] = False,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Config override SECTION.FIELD=VALUE, repeatable (e.g. --set train.lr=3e-4).")] = None,
+    eval_episodes: Annotated[int, typer.Option(
+        help="Episodes for the score logged during/after training (0: none).")] = 16,
+) -> None:
+    """Learn the GAC model offline by maximum likelihood with persistent Langevin chains."""
+    from gac.data.store import DataError
+    from gac.runs import eval_callback, make_trainer
+
+    sets = list(overrides or [])
+    if steps is not None:
+        sets.append(f"train.steps={steps}")
+    name = task or (Path(dataset).stem if dataset.endswith((".hdf5", ".h5")) else dataset)
+    run_dir = run_dir or Path("runs") / f"{name}-s{seed}"
+    try:
+        trainer = make_trainer(dataset, run_dir, task=task, seed=seed, overrides=sets,
+                               resume=resume)
+    except (KeyError, ValueError, FileExistsError, DataError) as exc:
+        _fail(str(exc).strip("'\""))
+        return
+    typer.echo(f"training {trainer.cfg.task}: {trainer.store.num_episodes} episodes, "
+               f"{trainer.model.n_params():,} parameters, run dir {run_dir}"
+               + (f" (resumed at step {trainer.step})" if trainer.step else ""))
+    on_eval = eval_callback(eval_episodes, seed=seed) if eval_episodes else None
+    history = trainer.train(on_eval=on_eval)
+    from gac.evaluation.plots import learning_curve
+
+    learning_curve(history, run_dir / "learning_curve.png", title=f"{trainer.cfg.task} seed {seed}")
+    last = history[-1] if history else {}
+    typer.echo(f"done: step {trainer.step}, loss {last.get('loss', float('nan')):.4f}"
+               + (f", score {last['eval_score']:.1f}" if "eval_score" in last else "")
+               + f"; checkpoint {run_dir / 'checkpoint.pt'}")
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint.pt written by `gac train`.")],
+    episodes: Annotated[int, typer.Option(help="Episodes per seed.")] = 50,
+    seeds: Annotated[str, typer.Option(help="Comma-separated evaluation seeds.")] = "0,1,2",
+    mode: Annotated[str | None, typer.Option(
+        help="Plan inference: exploit (optimise the plan), guided (LPT posterior), prior.")] = None,
+    envs: Annotated[int, typer.Option(help="Environments stepped together.")] = 16,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Inference override, e.g. --set inference.n_starts=32.")] = None,
+) -> None:
+    """Run the policy in the real environment and print the normalised score."""
+    from gac.runs import evaluate_checkpoint
+    from gac.train.checkpoint import CheckpointError
+
+    try:
+        result = evaluate_checkpoint(checkpoint, episodes, _parse_seeds(seeds), mode, envs,
+                                     overrides)
+    except (CheckpointError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+        return
+    s = result.summary()
+    unit = "normalised score" if result.ref else "return"
+    typer.echo(f"{result.mode}: {unit} {s['score_mean']:.1f} ± {s['score_std_seeds']:.1f} "
+               f"(std over {len(result.seeds)} seeds; ± {s['score_std_episodes']:.1f} over "
+               f"{result.returns.size} episodes); mean return {s['return_mean']:.2f}, "
+               f"predicted {s['predicted_return_mean']:.2f}")
+
+
 @app.command("run")
 def run_cmd(
     task: Annotated[str, typer.Option(help="Task to run the pipeline on.")] = "pointmaze-umaze",
     seed: Annotated[int, typer.Option(help="Seed for data, training and evaluation.")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Gradient updates (default: task preset).")] = None,
+    episodes: Annotated[int, typer.Option(help="Evaluation episodes per seed.")] = 50,
+    run_dir: Annotated[Path | None, typer.Option(help="Default: runs/pipeline-TASK-sSEED.")] = None,
 ) -> None:
-    """The default pipeline: make (or reuse) the task's dataset and summarise it."""
-    from gac.data.datasets import resolve_dataset
-    from gac.paths import dataset_path
-    from gac.tasks import get_task
+    """The default pipeline: data -> offline training -> evaluation -> results table + plot.
 
-    t = get_task(task)
-    store = resolve_dataset(task, seed=seed)
-    _print_info(store, dataset_path(task, t.default_steps, seed))
+    Resumes where it stopped if run again with the same --run-dir.
+    """
+    from gac.evaluation.plots import learning_curve
+    from gac.evaluation.report import write_results
+    from gac.runs import eval_callback, evaluate_checkpoint, make_trainer
+
+    run_dir = run_dir or Path("runs") / f"pipeline-{task}-s{seed}"
+    t0 = time.time()
+    sets = [f"train.steps={steps}"] if steps else []
+    typer.echo(f"[1/3] data: {task}")
+    trainer = make_trainer(task, run_dir, seed=seed, overrides=sets, resume=True)
+    _print_info(trainer.store, Path(trainer.store.metadata.get("source", task)))
+    typer.echo(f"[2/3] training {trainer.cfg.train.steps} updates "
+               f"({trainer.model.n_params():,} parameters)")
+    history = trainer.train(on_eval=eval_callback(16, seed=seed))
+    curve = learning_curve(history, run_dir / "learning_curve.png", title=f"{task} seed {seed}")
+    typer.echo(f"[3/3] evaluating: {episodes} episodes x 3 seeds, exploit and prior plans")
+    ckpt = run_dir / "checkpoint.pt"
+    results = {m: evaluate_checkpoint(ckpt, episodes, [0, 1, 2], mode=m, progress=False)
+               for m in ("exploit", "prior")}
+    table = write_results(run_dir / "results.md", task, trainer, results, time.time() - t0)
+    typer.echo(table)
+    typer.echo(f"learning curve: {curve}\nresults: {run_dir / 'results.md'}")
 
 
 def main() -> None:

@@ -25,3 +25,32 @@ def return_histogram(returns: np.ndarray, lengths: np.ndarray, path: str | Path,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def learning_curve(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
+    """Training losses and, where logged, the evaluation score against update steps."""
+    steps = [h["step"] for h in history]
+    has_eval = any("eval_score" in h for h in history)
+    fig, axes = plt.subplots(1, 2 if has_eval else 1, figsize=(10 if has_eval else 5, 3.4),
+                             squeeze=False)
+    ax = axes[0][0]
+    for key, colour in (("action_nll", "tab:blue"), ("return_nll", "tab:orange")):
+        ax.plot(steps, [h.get(key, np.nan) for h in history], label=key, color=colour)
+    ax.set_xlabel("update")
+    ax.set_yscale("log")
+    ax.set_title("training NLL (per step / per episode)")
+    ax.legend()
+    if has_eval:
+        pts = [(h["step"], h["eval_score"]) for h in history if "eval_score" in h]
+        ax = axes[0][1]
+        ax.plot(*zip(*pts, strict=True), marker="o", color="tab:green")
+        ax.set_xlabel("update")
+        ax.set_ylabel("normalised score")
+        ax.set_title("exploitation policy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

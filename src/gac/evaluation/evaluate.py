@@ -1,0 +1,52 @@
+"""Scores of a trained policy: normalised return, mean +- std over episodes and over seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gac.config import InferenceConfig
+from gac.model import GACModel
+from gac.rollout import rollout
+from gac.tasks import normalized_score
+
+
+@dataclass
+class EvalResult:
+    mode: str
+    episodes_per_seed: int
+    seeds: list[int]
+    returns: np.ndarray  # (seeds, episodes)
+    predicted: np.ndarray  # (seeds, episodes) the plans' predicted returns
+    ref: tuple[float, float] | None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def scores(self) -> np.ndarray:
+        if self.ref is None:
+            return self.returns
+        return np.asarray(normalized_score(self.returns, *self.ref))
+
+    def summary(self) -> dict[str, float]:
+        per_seed = self.scores.mean(1)
+        return {
+            "score_mean": float(per_seed.mean()),
+            "score_std_seeds": float(per_seed.std()),
+            "score_std_episodes": float(self.scores.std()),
+            "return_mean": float(self.returns.mean()),
+            "predicted_return_mean": float(self.predicted.mean()),
+        }
+
+
+def evaluate(model: GACModel, task, episodes: int, seeds: list[int], icfg: InferenceConfig,
+             ref: tuple[float, float] | None, n_envs: int = 16,
+             target_return: float | None = None, progress: bool = False) -> EvalResult:
+    returns, predicted = [], []
+    for seed in seeds:
+        out = rollout(model, task.make_env, task.horizon, episodes, seed=10_000 * (seed + 1),
+                      icfg=icfg, n_envs=n_envs, target_return=target_return, progress=progress)
+        returns.append(out["returns"])
+        predicted.append(out["predicted"])
+    return EvalResult(icfg.mode, episodes, list(seeds), np.array(returns), np.array(predicted),
+                      ref)

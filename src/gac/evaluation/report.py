@@ -1,0 +1,39 @@
+"""Markdown result tables, regenerated from a run's checkpoint and evaluations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gac.evaluation.evaluate import EvalResult
+
+
+def results_table(results: dict[str, EvalResult], ref_note: str = "") -> str:
+    lines = ["| plan inference | normalised score | std (seeds) | std (episodes) | mean return |"
+             " episodes |", "|---|---|---|---|---|---|"]
+    for mode, res in results.items():
+        s = res.summary()
+        lines.append(f"| {mode} | {s['score_mean']:.1f} | {s['score_std_seeds']:.1f} | "
+                     f"{s['score_std_episodes']:.1f} | {s['return_mean']:.2f} | "
+                     f"{res.returns.shape[1]} x {len(res.seeds)} seeds |")
+    if ref_note:
+        lines.append("")
+        lines.append(ref_note)
+    return "\n".join(lines)
+
+
+def write_results(path: str | Path, task: str, trainer: Any, results: dict[str, EvalResult],
+                  wall_s: float) -> str:
+    meta = trainer.store.metadata
+    ref = next(iter(results.values())).ref
+    note = (f"Normalised with R_random={ref[0]:.2f}, R_expert={ref[1]:.2f} measured on the "
+            f"evaluation task ({meta.get('ref_episodes', '?')} episodes each)." if ref else
+            "No reference returns in the dataset: raw returns shown.")
+    t = trainer.cfg.train
+    head = (f"## {task}: offline GAC\n\n"
+            f"Training: {trainer.step} updates, batch {t.batch_size} x window {t.window}, "
+            f"seed {t.seed}; data: {trainer.store.num_episodes} episodes / "
+            f"{trainer.store.num_steps} steps; wall time {wall_s / 60:.1f} min.\n\n")
+    table = head + results_table(results, note) + "\n"
+    Path(path).write_text(table)
+    return table

@@ -1,0 +1,104 @@
+"""Whole runs: train a model on a task or dataset, load a trained policy, evaluate it.
+
+The CLI and the benchmarks call these; they wire data, model, training and evaluation together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gac.config import InferenceConfig, RunConfig, apply_overrides, preset
+from gac.data.datasets import resolve_dataset
+from gac.data.store import TrajectoryStore
+from gac.evaluation.evaluate import EvalResult, evaluate
+from gac.model import GACModel
+from gac.tasks import get_task
+from gac.train.checkpoint import CheckpointError, load_checkpoint
+from gac.train.offline import Trainer, write_config
+
+
+def load_data(dataset: str, task: str | None = None, seed: int = 0,
+              progress: bool = True) -> tuple[TrajectoryStore, str]:
+    """The store for a task name or an HDF5 path, and the task it belongs to."""
+    store = resolve_dataset(dataset, seed=seed, progress=progress)
+    task_name = task or store.metadata.get("task") or dataset
+    get_task(task_name)  # a clear error for an unknown task
+    return store, task_name
+
+
+def reference_returns(metadata: dict[str, Any]) -> tuple[float, float] | None:
+    if "ref_min_score" in metadata and "ref_max_score" in metadata:
+        return float(metadata["ref_min_score"]), float(metadata["ref_max_score"])
+    return None
+
+
+def make_trainer(dataset: str, run_dir: str | Path, task: str | None = None, seed: int = 0,
+                 overrides: list[str] | None = None, resume: bool = False,
+                 progress: bool = True) -> Trainer:
+    store, task_name = load_data(dataset, task, seed=seed, progress=progress)
+    cfg = apply_overrides(preset(task_name), [f"train.seed={seed}", *(overrides or [])])
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint.pt"
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
+                              f"choose another --run-dir")
+    scale = cfg.train.return_scale or get_task(task_name).return_scale
+    trainer = Trainer(cfg, store, run_dir, return_scale=scale)
+    if resume and ckpt.exists():
+        trainer.load(ckpt)
+    write_config(trainer.cfg, run_dir)
+    return trainer
+
+
+def eval_callback(episodes: int, seed: int = 0, n_envs: int = 16):
+    """A ``Trainer.train`` hook logging the exploitation score during training."""
+
+    def on_eval(trainer: Trainer) -> dict[str, float]:
+        task = get_task(trainer.cfg.task)
+        result = evaluate(trainer.model, task, episodes, [seed], trainer.cfg.inference,
+                          reference_returns(trainer.store.metadata), n_envs=n_envs)
+        s = result.summary()
+        return {"eval_score": s["score_mean"], "eval_return": s["return_mean"]}
+
+    return on_eval
+
+
+def load_policy(path: str | Path, device: str = "cpu"
+                ) -> tuple[GACModel, RunConfig, dict[str, Any]]:
+    """Model, config and dataset metadata (references, task) from a checkpoint."""
+    state = load_checkpoint(path)
+    cfg = RunConfig.from_dict(state["config"])
+    model = GACModel(cfg.model)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the saved model config ({exc})") from exc
+    model.to(device).eval()
+    meta = dict(state.get("metadata", {}))
+    meta["step"] = state.get("step")
+    meta["history"] = state.get("history", [])
+    return model, cfg, meta
+
+
+def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] | None = None,
+                        mode: str | None = None, n_envs: int = 16,
+                        inference_overrides: list[str] | None = None,
+                        progress: bool = True) -> EvalResult:
+    model, cfg, meta = load_policy(path)
+    if mode:
+        inference_overrides = [f"inference.mode={mode}", *(inference_overrides or [])]
+    cfg = apply_overrides(cfg, inference_overrides or [])
+    task = get_task(cfg.task)
+    icfg: InferenceConfig = cfg.inference
+    target = icfg.target_return
+    if icfg.mode == "guided" and target is None:
+        target = float(meta.get("return_max", np.nan))
+        if np.isnan(target):
+            raise ValueError("guided inference needs inference.target_return (raw units)")
+    torch.manual_seed(0)
+    return evaluate(model, task, episodes, seeds or [0, 1, 2], icfg, reference_returns(meta),
+                    n_envs=n_envs, target_return=target, progress=progress)

@@ -1,0 +1,257 @@
+"""Offline maximum-likelihood training of the GAC model with persistent Langevin chains.
+
+One update: sample sub-trajectory windows (length-weighted), move each window's persistent chain
+z0 a few Langevin steps under the posterior p(z0 | tau, y) (the window estimates the whole
+trajectory's energy without bias), write the chains back, then take an AdamW step on
+action NLL + lambda_y * return NLL at the new z0. The loop is written once here; the online
+stages (later) reuse ``Trainer.update`` on a growing store.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gac.config import RunConfig
+from gac.data.store import DataError, TrajectoryStore
+from gac.inference import sample_posterior
+from gac.model import GACModel
+from gac.train.chains import PosteriorChains
+from gac.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def build_model(cfg: RunConfig, store: TrajectoryStore, return_scale: float) -> GACModel:
+    """A model shaped by the data, with the data's normalisation stored inside it."""
+    mcfg = replace(cfg.model, obs_dim=store.obs_dim, act_dim=store.act_dim)
+    cfg.model = mcfg
+    model = GACModel(mcfg)
+    mean, std = store.obs_stats()
+    model.set_normalisation(mean, std, return_scale)
+    return model
+
+
+def check_fits(cfg: RunConfig, store: TrajectoryStore) -> None:
+    """Fail early, with the reason, when a config cannot be trained on this data."""
+    m = cfg.model
+    if m.obs_dim and m.obs_dim != store.obs_dim:
+        raise DataError(f"config model.obs_dim={m.obs_dim} but the data has obs_dim={store.obs_dim}")
+    if m.act_dim and m.act_dim != store.act_dim:
+        raise DataError(f"config model.act_dim={m.act_dim} but the data has act_dim={store.act_dim}")
+    if cfg.train.window < 1 or cfg.train.batch_size < 1:
+        raise ValueError("train.window and train.batch_size must be >= 1")
+    if int(store.lengths.max()) > m.max_timestep:
+        raise DataError(f"the data has episodes of {int(store.lengths.max())} steps but "
+                        f"model.max_timestep={m.max_timestep}; raise it (--set model.max_timestep=N)")
+
+
+class Trainer:
+    """Owns the model, optimiser, schedule, chains and every RNG of one training run."""
+
+    def __init__(self, cfg: RunConfig, store: TrajectoryStore, run_dir: str | Path | None = None,
+                 return_scale: float = 1.0):
+        self.cfg = cfg
+        self.store = store
+        self.run_dir = Path(run_dir) if run_dir else None
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        check_fits(cfg, store)
+        torch.manual_seed(t.seed)  # dropout and initialisation
+        self.device = torch.device(t.device)
+        self.model = build_model(cfg, store, return_scale).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr,
+                                           weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.gen = torch.Generator().manual_seed(t.seed + 1)  # Langevin noise, chain starts
+        self.rng = np.random.default_rng(t.seed + 2)  # batch sampling
+        m = cfg.model
+        self.chains = PosteriorChains(store.num_episodes, m.n_latent, m.d_model, self.gen)
+        # The receptive field of L banded layers is L*K steps: that much history makes the
+        # window's likelihood exactly the full-trajectory one the rollout computes.
+        self.burn_in = t.burn_in if t.burn_in is not None else m.n_layers * m.context_steps
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    def _lr_factor(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to 10% of the peak."""
+        t = self.cfg.train
+        if step < t.warmup_steps:
+            return (step + 1) / t.warmup_steps
+        progress = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def batch(self) -> dict[str, torch.Tensor]:
+        t = self.cfg.train
+        arrays = self.store.sample_windows(self.rng, t.batch_size, t.window, self.burn_in)
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device)
+                for k, v in arrays.items()}
+
+    def update(self) -> dict[str, float]:
+        t = self.cfg.train
+        batch = self.batch()
+        idx = batch["episode_index"]
+        t0 = time.perf_counter()
+        z0 = sample_posterior(self.model, self.chains.get(idx, self.device), batch,
+                              n_steps=t.langevin_steps, step_size=t.langevin_step_size,
+                              generator=self.gen)
+        self.chains.set(idx, z0)
+        t1 = time.perf_counter()
+
+        self.model.train()
+        z = self.model.prior(z0)
+        steps = batch["loss_mask"].sum(1).clamp(min=1)
+        action_loss = (self.model.action_nll(batch["obs"], batch["actions"], batch["timesteps"],
+                                             z, batch["loss_mask"]) / steps).mean()
+        return_loss = self.model.return_nll(z, batch["s0"], batch["returns"]).mean()
+        loss = action_loss + t.return_weight * return_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        t2 = time.perf_counter()
+        return {
+            "step": self.step,
+            "loss": loss.item(),
+            "action_nll": action_loss.item(),
+            "return_nll": return_loss.item(),
+            "grad_norm": float(grad_norm),
+            "lr": self.scheduler.get_last_lr()[0],
+            "langevin_s": t1 - t0,
+            "update_s": t2 - t0,
+        }
+
+    # ----------------------------------------------------------------- the loop
+    def train(self, steps: int | None = None, progress: bool = True,
+              on_eval: Any = None) -> list[dict[str, float]]:
+        """Run until ``steps`` total updates (default: the config's), logging and checkpointing.
+
+        ``on_eval(trainer) -> dict`` is called every ``train.eval_every`` steps and at the end;
+        its numbers are logged with the step.
+        """
+        t = self.cfg.train
+        total = steps if steps is not None else t.steps
+        logger = _Logger(self.run_dir) if self.run_dir else None
+        bar = tqdm(total=total, initial=self.step, desc="training", unit="upd",
+                   disable=not progress, mininterval=1.0)
+        window: list[dict[str, float]] = []
+        while self.step < total:
+            metrics = self.update()
+            window.append(metrics)
+            bar.update(1)
+            last = self.step == total
+            if self.step % t.log_every == 0 or last:
+                row = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+                row["step"] = self.step
+                window = []
+                if on_eval and ((t.eval_every and self.step % t.eval_every == 0) or last):
+                    row.update(on_eval(self))
+                self.history.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
+                if logger:
+                    logger.log(row)
+            if self.run_dir and (self.step % t.checkpoint_every == 0 or last):
+                self.save(self.run_dir / "checkpoint.pt")
+        bar.close()
+        if logger:
+            logger.close()
+        return self.history
+
+    # ----------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "chains": self.chains.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "langevin": self.gen.get_state(),
+                "numpy": self.rng.bit_generator.state,
+            },
+            "history": self.history,
+            "data": {"episodes": self.store.num_episodes, "steps": self.store.num_steps,
+                     "obs_dim": self.store.obs_dim, "act_dim": self.store.act_dim},
+            "metadata": {**self.store.metadata, "return_max": float(self.store.returns.max())},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        return save_checkpoint(self.state(), path)
+
+    def load(self, path: str | Path) -> None:
+        """Resume from a checkpoint of this run: the next update is the one an uninterrupted
+        run would have made."""
+        state = load_checkpoint(path, task=self.cfg.task)
+        data = state["data"]
+        if (data["obs_dim"], data["act_dim"]) != (self.store.obs_dim, self.store.act_dim) or \
+                data["episodes"] > self.store.num_episodes:
+            raise CheckpointError(f"{path}: checkpoint was trained on data with {data}, which "
+                                  f"does not match this dataset ({self.store.num_episodes} "
+                                  f"episodes, obs_dim {self.store.obs_dim})")
+        saved = RunConfig.from_dict(state["config"])
+        if saved.model != self.cfg.model:
+            raise CheckpointError(f"{path}: model config differs from this run's "
+                                  f"(saved {saved.model}, now {self.cfg.model})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.chains.load_state_dict(state["chains"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.gen.set_state(state["rng"]["langevin"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        self.step = int(state["step"])
+        self.history = list(state.get("history", []))
+
+
+class _Logger:
+    """CSV (always) and TensorBoard (when installed) logs in the run directory."""
+
+    def __init__(self, run_dir: Path):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = run_dir / "metrics.csv"
+        self.rows: list[dict[str, float]] = []
+        if self.csv_path.exists():  # a resumed run keeps its earlier rows
+            with open(self.csv_path) as f:
+                self.rows = [{k: float(v) for k, v in r.items() if v != ""}
+                             for r in csv.DictReader(f)]
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"))
+        except ImportError:  # pragma: no cover - tensorboard is a declared dependency
+            self.tb = None
+
+    def log(self, row: dict[str, float]) -> None:
+        self.rows = [r for r in self.rows if r["step"] < row["step"]] + [row]
+        keys = sorted({k for r in self.rows for k in r}, key=lambda k: (k != "step", k))
+        tmp = self.csv_path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.csv_path)
+        if self.tb:
+            for k, v in row.items():
+                if k != "step":
+                    self.tb.add_scalar(k, v, int(row["step"]))
+
+    def close(self) -> None:
+        if self.tb:
+            self.tb.close()
+
+
+def write_config(cfg: RunConfig, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
