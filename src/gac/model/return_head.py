@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from gac.config import ModelConfig
@@ -26,12 +27,5 @@ class ReturnHead(nn.Module):
         if self.condition_s0:
             if s0_normalised is None:
                 raise ValueError("this return head is conditioned on s0 (return_condition_s0)")
-            x = x.new_empty(0).new_tensor(0) if False else x  # keep x on z's device
-            x = _cat(x, s0_normalised)
+            x = torch.cat([x, s0_normalised.to(x.dtype)], dim=-1)
         return self.net(x).squeeze(-1)
-
-
-def _cat(x: Tensor, s0: Tensor) -> Tensor:
-    import torch
-
-    return torch.cat([x, s0.to(x.dtype)], dim=-1)

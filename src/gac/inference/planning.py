@@ -1,0 +1,117 @@
+"""Choosing a latent plan z0 before (or during) an episode: one entry point, ``plan``.
+
+Modes (``InferenceConfig.mode``):
+- ``exploit``: z0* = argmax r(U(z0), s0) - (lambda/2)|z0|^2 by plain gradient ascent from
+  ``n_starts`` prior samples per state, best start kept. Plain steps (lr = ``step_size``) rather
+  than Adam: the prior term has curvature lambda, so for lambda*lr < 2 the iteration is stable
+  and scale-aware, while Adam's sign-like steps of size lr keep jittering around the optimum.
+  Each start keeps its best iterate, so the result is never worse than the prior sample.
+- ``guided``: LPT's exploitation-inclined posterior, Langevin on
+  1/2|z0|^2 + omega (r(U(z0), s0) - y*/scale)^2 / (2 sigma^2).
+- ``prior``: z0 ~ N(0, I).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gac.config import InferenceConfig
+from gac.inference.langevin import energy_grad, eval_mode, langevin
+from gac.model import GACModel
+
+
+def exploit_objective(model: GACModel, z0: Tensor, s0: Tensor | None,
+                      prior_weight: float) -> Tensor:
+    """r(U(z0)[, s0]) - (prior_weight / 2) |z0|^2 per sample (B,), scaled return units."""
+    return model.predict_return(model.prior(z0), s0) - 0.5 * prior_weight * z0.pow(2).flatten(
+        1
+    ).sum(-1)
+
+
+def ascend(model: GACModel, z0: Tensor, s0: Tensor | None, n_steps: int, step_size: float,
+           prior_weight: float) -> tuple[Tensor, Tensor]:
+    """Gradient ascent on ``exploit_objective`` for every start independently.
+
+    Returns each start's best iterate (B, N, d) and its objective (B,)."""
+    z = z0.detach()
+    best_z, best = z, torch.full(z.shape[:1], -torch.inf, device=z.device, dtype=z.dtype)
+    with eval_mode(model):
+        for k in range(n_steps + 1):
+            neg, grad = energy_grad(lambda x: -exploit_objective(model, x, s0, prior_weight), z)
+            objective = -neg
+            better = objective > best
+            best = torch.where(better, objective, best)
+            best_z = torch.where(better[:, None, None], z, best_z)
+            if k < n_steps:
+                z = z - step_size * grad
+    return best_z, best
+
+
+def return_conditioned_energy(model: GACModel, z0: Tensor, s0: Tensor | None,
+                              y_raw: Tensor | float, guidance: float = 1.0) -> Tensor:
+    """1/2 |z0|^2 + guidance * (r(U(z0)[, s0]) - y/scale)^2 / (2 sigma_y^2), per sample (B,)."""
+    prior = 0.5 * z0.pow(2).flatten(1).sum(-1)
+    return prior + guidance * model.return_nll(model.prior(z0), s0, y_raw)
+
+
+def sample_conditioned(
+    model: GACModel,
+    s0: Tensor,
+    y_plus: Tensor | float,
+    n_steps: int,
+    step_size: float,
+    generator: torch.Generator | None = None,
+    *,
+    guidance: float = 1.0,
+    noise: bool = True,
+    z0: Tensor | None = None,
+) -> Tensor:
+    """z0 ~ p(z0 | y+) proportional to N(z0; 0, I) p(y+ | U(z0)[, s0])^guidance by Langevin
+    from prior samples (or from ``z0``). s0 (B, obs_dim) raw; y_plus raw, scalar or (B,)."""
+    if z0 is None:
+        z0 = model.sample_z0(s0.shape[0], generator)
+    return langevin(
+        lambda z: return_conditioned_energy(model, z, s0, y_plus, guidance),
+        z0, n_steps, step_size, noise=noise, generator=generator, model=model,
+    )
+
+
+def plan(
+    model: GACModel,
+    s0: Tensor,
+    cfg: InferenceConfig,
+    generator: torch.Generator | None = None,
+    target_return: Tensor | float | None = None,
+    extra_starts: Tensor | None = None,
+) -> Tensor:
+    """A plan z0 (B, n_latent, d) for each raw initial observation in s0 (B, obs_dim).
+
+    ``target_return`` (raw units) overrides ``cfg.target_return`` in guided mode.
+    ``extra_starts`` (M, n_latent, d), exploit mode only: starts tried for every state on top
+    of the ``n_starts`` prior samples (e.g. posterior chains of the best trajectories)."""
+    b = s0.shape[0]
+    if cfg.mode == "prior":
+        return model.sample_z0(b, generator)
+    if cfg.mode == "guided":
+        y = target_return if target_return is not None else cfg.target_return
+        if y is None:
+            raise ValueError(
+                "guided planning needs a target return y*: pass target_return= or set "
+                "InferenceConfig.target_return (raw units, e.g. the dataset's best return)"
+            )
+        return sample_conditioned(model, s0, y, cfg.n_steps, cfg.step_size, generator,
+                                  guidance=cfg.guidance, noise=cfg.noise)
+    if cfg.mode == "exploit":
+        n = cfg.n_starts
+        starts = model.sample_z0(b * n, generator).view(b, n, *model.latent_shape)
+        if extra_starts is not None:
+            extra = extra_starts.to(starts).expand(b, *extra_starts.shape)
+            starts = torch.cat([starts, extra], dim=1)
+            n = starts.shape[1]
+        z, objective = ascend(model, starts.reshape(b * n, *model.latent_shape),
+                              s0.repeat_interleave(n, dim=0), cfg.n_steps, cfg.step_size,
+                              cfg.prior_weight)
+        best = objective.view(b, n).argmax(dim=1)
+        return z.view(b, n, *model.latent_shape)[torch.arange(b, device=z.device), best]
+    raise ValueError(f"unknown inference mode {cfg.mode!r}; expected exploit, guided or prior")

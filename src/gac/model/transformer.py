@@ -1,0 +1,276 @@
+"""Causal trajectory transformer over interleaved (s_0, a_0, s_1, a_1, ...) tokens.
+
+Token 2t is the state of step t, token 2t+1 its action. Each block: pre-LayerNorm band-limited
+causal self-attention with rotary position embeddings on the token index, cross-attention to
+the latent plan tokens z, then a 4x GELU MLP. A token of step t attends only to tokens of steps
+t-K+1..t (K = ``context_steps``), so stacking n layers gives a receptive field of
+n*(K-1) past steps, and each layer needs only the last 2K keys/values when decoding.
+
+The action mean of step t is read from the output of the *state* token s_t, which sees
+s_<=t and a_<t but never a_t (LPT read action-token outputs, which see the action itself).
+
+Incremental decoding (``start`` / ``decode_state`` / ``decode_action``) keeps rotated keys and
+values in a ring buffer of 2K slots per layer, so memory is bounded however long the episode;
+RoPE uses absolute token positions, so a cached key never needs re-rotating.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from gac.config import ModelConfig
+
+ROPE_BASE = 10000.0
+
+
+def rope_tables(positions: Tensor, head_dim: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """cos and sin tables (T, head_dim) for absolute token positions (T,).
+
+    Angles are formed in float64: a 1000-step episode reaches position 2000, where float32
+    angles would be off by ~1e-4 rad and break the match between short training windows
+    (positions from 0) and long rollouts. MPS has no float64 and falls back to float32.
+    """
+    wide = torch.float32 if positions.device.type == "mps" else torch.float64
+    exponent = torch.arange(0, head_dim, 2, device=positions.device, dtype=wide) / head_dim
+    angles = positions.to(wide)[:, None] * ROPE_BASE ** -exponent
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate (B, H, T, head_dim) queries or keys by their positions (GPT-NeoX half layout)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def band_mask(n_tokens: int, context_steps: int, device: torch.device) -> Tensor:
+    """(T, T) bool, True where query token i may attend to key token j: j <= i and
+    step(j) >= step(i) - K + 1, with step(i) = i // 2."""
+    i = torch.arange(n_tokens, device=device)
+    query, key = i[:, None], i[None, :]
+    return (key <= query) & (key // 2 >= query // 2 - context_steps + 1)
+
+
+@dataclass
+class DecodeCache:
+    """State of batched incremental decoding for one episode (all B environments in lockstep).
+
+    ``keys``/``values`` hold the rotated self-attention keys and values of the last 2K tokens
+    of every layer in a ring: token at absolute position p lives in slot p % 2K.
+    """
+
+    latent_kv: list[tuple[Tensor, Tensor]]  # per layer: cross-attention K, V of z (B, H, N, hd)
+    keys: Tensor  # (n_layers, B, H, 2K, head_dim)
+    values: Tensor  # (n_layers, B, H, 2K, head_dim)
+    slot_pos: Tensor  # (2K,) long: absolute token position held by each slot, -1 when empty
+    n_tokens: int = 0  # tokens appended so far = absolute position of the next token
+    step_embedding: Tensor | None = None  # timestep embedding of the current step (B, d)
+
+    @property
+    def step(self) -> int:
+        """The environment step of the next token."""
+        return self.n_tokens // 2
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+
+    def _qkv(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def _out(self, y: Tensor) -> Tensor:
+        b, h, t, hd = y.shape
+        return self.proj(y.transpose(1, 2).reshape(b, t, h * hd))
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
+        q, k, v = self._qkv(x, cos, sin)
+        # SDPA's default scale is 1/sqrt(head_dim); no dropout, so the fused kernels stay usable.
+        return self._out(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+
+    def step(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor,
+             k_cache: Tensor, v_cache: Tensor, slot: int) -> Tensor:
+        """One new token x (B, 1, d): write its K/V into ``slot`` of the ring, attend to the ring."""
+        q, k, v = self._qkv(x, cos, sin)
+        k_cache[:, :, slot] = k[:, :, 0]
+        v_cache[:, :, slot] = v[:, :, 0]
+        return self._out(F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask))
+
+
+class CrossAttention(nn.Module):
+    """Queries from the trajectory tokens, keys/values from the LayerNormed latent tokens z."""
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.ln_z = nn.LayerNorm(d_model)
+        self.q = nn.Linear(d_model, d_model)
+        self.kv = nn.Linear(d_model, 2 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+
+    def latent_kv(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        b, n, d = z.shape
+        k, v = self.kv(self.ln_z(z)).view(b, n, 2, self.n_heads, d // self.n_heads).permute(
+            2, 0, 3, 1, 4
+        )
+        return k, v
+
+    def forward(self, x: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        b, t, d = x.shape
+        q = self.q(x).view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, n_heads)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.cross = CrossAttention(d_model, n_heads)
+        self.ln3 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def _rest(self, x: Tensor, zk: Tensor, zv: Tensor) -> Tensor:
+        x = x + self.drop(self.cross(self.ln2(x), zk, zv))
+        return x + self.drop(self.mlp(self.ln3(x)))
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor,
+                zk: Tensor, zv: Tensor) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cos, sin, mask))
+        return self._rest(x, zk, zv)
+
+    def step(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, zk: Tensor, zv: Tensor,
+             k_cache: Tensor, v_cache: Tensor, slot: int) -> Tensor:
+        x = x + self.drop(self.attn.step(self.ln1(x), cos, sin, mask, k_cache, v_cache, slot))
+        return self._rest(x, zk, zv)
+
+
+class TrajectoryTransformer(nn.Module):
+    """p(a_t | s_<=t, a_<t, z): works on *normalised* observations (the GAC model normalises)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d, h = cfg.d_model, cfg.n_heads
+        if d % h or (d // h) % 2:
+            raise ValueError(f"d_model={d} must split into n_heads={h} heads of even width (RoPE)")
+        self.d_model, self.n_heads, self.head_dim = d, h, d // h
+        self.context_steps = cfg.context_steps
+        self.max_timestep = cfg.max_timestep
+        self.state_embed = nn.Linear(cfg.obs_dim, d)
+        self.action_embed = nn.Linear(cfg.act_dim, d)
+        self.time_embed = nn.Embedding(cfg.max_timestep, d) if cfg.timestep_embedding else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(d, h, cfg.dropout) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.action_head = nn.Linear(d, cfg.act_dim)
+        self._tables: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}  # (T, device, dtype) -> mask, cos, sin
+        self.apply(self._init_weights)
+        for block in self.blocks:  # GPT-2: shrink residual projections with depth
+            for proj in (block.attn.proj, block.cross.proj, block.mlp[-1]):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * len(self.blocks)))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    # ---- shared pieces -------------------------------------------------------------------
+    def step_embedding(self, timesteps: Tensor) -> Tensor | None:
+        """Learned embedding of environment timesteps (clamped into the table), or None."""
+        if self.time_embed is None:
+            return None
+        return self.time_embed(timesteps.long().clamp(0, self.max_timestep - 1))
+
+    def latent_kv(self, z: Tensor) -> list[tuple[Tensor, Tensor]]:
+        return [block.cross.latent_kv(z) for block in self.blocks]
+
+    def head(self, h: Tensor) -> Tensor:
+        return torch.tanh(self.action_head(self.ln_f(h)))
+
+    def _tables_for(self, n_tokens: int, device: torch.device, dtype: torch.dtype):
+        """Band mask and RoPE tables for a training-length sequence, built once per length."""
+        key = (n_tokens, device, dtype)
+        if key not in self._tables:
+            cos, sin = rope_tables(torch.arange(n_tokens, device=device), self.head_dim, dtype)
+            self._tables[key] = (band_mask(n_tokens, self.context_steps, device), cos, sin)
+        return self._tables[key]
+
+    # ---- whole sequences (training, posterior, uncached reference) ------------------------
+    def forward(self, obs: Tensor, actions: Tensor, timesteps: Tensor, z: Tensor) -> Tensor:
+        """obs (B, L, obs_dim) normalised, actions (B, L, act_dim), timesteps (B, L), z (B, N, d)
+        -> action means (B, L, act_dim), index t read from the state token of step t."""
+        b, length, _ = obs.shape
+        s_tok, a_tok = self.state_embed(obs), self.action_embed(actions.to(obs.dtype))
+        t_emb = self.step_embedding(timesteps)
+        if t_emb is not None:
+            s_tok, a_tok = s_tok + t_emb, a_tok + t_emb
+        x = self.drop(torch.stack([s_tok, a_tok], dim=2).reshape(b, 2 * length, self.d_model))
+        mask, cos, sin = self._tables_for(2 * length, x.device, x.dtype)
+        for block, (zk, zv) in zip(self.blocks, self.latent_kv(z), strict=True):
+            x = block(x, cos, sin, mask, zk, zv)
+        return self.head(x[:, 0::2])
+
+    # ---- incremental decoding --------------------------------------------------------------
+    def start(self, z: Tensor) -> DecodeCache:
+        b = z.shape[0]
+        ring = 2 * self.context_steps
+        shape = (len(self.blocks), b, self.n_heads, ring, self.head_dim)
+        return DecodeCache(
+            latent_kv=self.latent_kv(z),
+            keys=z.new_zeros(shape),
+            values=z.new_zeros(shape),
+            slot_pos=torch.full((ring,), -1, dtype=torch.long, device=z.device),
+        )
+
+    def _decode(self, cache: DecodeCache, token: Tensor) -> Tensor:
+        """Append one token (B, d) at position cache.n_tokens; return its final hidden (B, d)."""
+        pos = cache.n_tokens
+        ring = cache.slot_pos.shape[0]
+        slot = pos % ring
+        cache.slot_pos[slot] = pos
+        step = pos // 2
+        valid = (cache.slot_pos >= 0) & (cache.slot_pos // 2 >= step - self.context_steps + 1)
+        mask = valid.view(1, 1, 1, ring)
+        position = torch.tensor([pos], device=token.device)
+        cos, sin = rope_tables(position, self.head_dim, token.dtype)
+        x = self.drop(token)[:, None]
+        for i, (block, (zk, zv)) in enumerate(zip(self.blocks, cache.latent_kv, strict=True)):
+            x = block.step(x, cos, sin, mask, zk, zv, cache.keys[i], cache.values[i], slot)
+        cache.n_tokens += 1
+        return x[:, 0]
+
+    def decode_state(self, cache: DecodeCache, obs: Tensor, timesteps: Tensor) -> Tensor:
+        """Append the state token of the current step; return the action mean (B, act_dim)."""
+        if cache.n_tokens % 2:
+            raise RuntimeError("act() called twice in a row: call observe_action() in between")
+        cache.step_embedding = self.step_embedding(timesteps)
+        token = self.state_embed(obs)
+        if cache.step_embedding is not None:
+            token = token + cache.step_embedding
+        return self.head(self._decode(cache, token))
+
+    def decode_action(self, cache: DecodeCache, actions: Tensor) -> None:
+        """Append the action token of the current step (its timestep is the state token's)."""
+        if cache.n_tokens % 2 == 0:
+            raise RuntimeError("observe_action() called before act() for this step")
+        token = self.action_embed(actions.to(cache.keys.dtype))
+        if cache.step_embedding is not None:
+            token = token + cache.step_embedding
+        self._decode(cache, token)

@@ -1,0 +1,52 @@
+"""Smoke tests: every training/evaluation entry point runs for a few steps (CleanRL-style)."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from gac.cli import app
+
+runner = CliRunner()
+TINY = ["--set", "model.d_model=32", "--set", "train.batch_size=8", "--set", "train.window=8",
+        "--set", "train.warmup_steps=1"]
+
+
+def test_train_then_eval(tiny_maze_path, tmp_path):
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(tiny_maze_path), "--steps", "4", "--run-dir",
+                                 str(run_dir), "--eval-episodes", "2", *TINY])
+    assert result.exit_code == 0, result.output
+    for name in ("checkpoint.pt", "metrics.csv", "config.json", "learning_curve.png"):
+        assert (run_dir / name).exists(), name
+    assert "score" in result.output
+
+    again = runner.invoke(app, ["train", str(tiny_maze_path), "--steps", "4", "--run-dir",
+                                str(run_dir), *TINY])
+    assert again.exit_code == 2 and "--resume" in again.output
+
+    more = runner.invoke(app, ["train", str(tiny_maze_path), "--steps", "6", "--run-dir",
+                               str(run_dir), "--resume", "--eval-episodes", "0", *TINY])
+    assert more.exit_code == 0, more.output
+    assert "resumed at step 4" in more.output and "step 6" in more.output
+
+    for mode in ("exploit", "prior", "guided"):
+        ev = runner.invoke(app, ["eval", str(run_dir / "checkpoint.pt"), "--episodes", "2",
+                                 "--seeds", "0", "--envs", "2", "--mode", mode,
+                                 "--set", "inference.n_steps=2"])
+        assert ev.exit_code == 0, ev.output
+        assert "normalised score" in ev.output
+
+
+def test_eval_rejects_a_broken_checkpoint(tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"not a checkpoint")
+    result = runner.invoke(app, ["eval", str(bad)])
+    assert result.exit_code == 2
+    assert "corrupted" in result.output
+
+
+def test_help_explains_itself():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("run", "train", "eval", "data", "tasks"):
+        assert cmd in result.output
