@@ -53,7 +53,9 @@ def langevin(
     model: nn.Module | None = None,
 ) -> Tensor:
     """z <- z - (s^2 / 2) grad E(z) + s * eps, ``n_steps`` times from z0; returns the last z
-    (detached). ``model``, when given, is put in eval mode for the duration."""
+    (detached). ``energy_fn`` maps z (B, ...) to per-sample energies (B,). ``model``, when
+    given, is put in eval mode for the duration. Works under ``torch.no_grad`` (gradients are
+    re-enabled locally) but not under ``torch.inference_mode``."""
     z = z0.detach()
     half_s2 = 0.5 * step_size**2
     with eval_mode(model):

@@ -20,6 +20,12 @@ ArrayLike = Tensor | np.ndarray | float
 
 
 class GACModel(nn.Module):
+    """Prior U (``prior_net``), trajectory transformer and return head, built from a ModelConfig.
+
+    Training: ``prior``, ``action_nll``, ``return_nll``. Planning: ``prior``, ``predict_return``.
+    Rollouts: ``start_episode`` then, each step, ``act`` and ``observe_action``.
+    """
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.obs_dim <= 0 or cfg.act_dim <= 0:

@@ -1,0 +1,113 @@
+"""Choosing plans: exploitation by gradient ascent, guided Langevin, prior samples."""
+
+import pytest
+import torch
+
+from gac.config import InferenceConfig, ModelConfig
+from gac.inference import ascend, exploit_objective, plan, sample_conditioned
+from gac.model import GACModel
+
+B, STARTS = 4, 8
+
+
+@pytest.fixture
+def model() -> GACModel:
+    torch.manual_seed(0)
+    cfg = ModelConfig(obs_dim=5, act_dim=3, d_model=32, n_heads=2, n_layers=2, context_steps=4,
+                      prior="mlp", mlp_hidden=64, return_hidden=32, return_condition_s0=True)
+    model = GACModel(cfg)
+    model.set_normalisation(torch.zeros(5), torch.ones(5), 100.0)
+    with torch.no_grad():  # a freshly initialised return head is nearly flat; steepen it
+        model.return_head.net[-1].weight.mul_(30)
+    return model
+
+
+@pytest.fixture
+def s0() -> torch.Tensor:
+    return torch.randn(B, 5, generator=torch.Generator().manual_seed(3))
+
+
+def predicted(model, z0, s0):
+    with torch.no_grad():
+        return model.predict_return(model.prior(z0), s0)
+
+
+def objective(model, z0, s0, weight):
+    with torch.no_grad():
+        return exploit_objective(model, z0, s0, weight)
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.1])
+def test_exploit_beats_its_prior_starts(model, s0, weight):
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, prior_weight=weight)
+    z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
+    assert z.shape == (B, 4, 32)
+    starts = model.sample_z0(B * STARTS, torch.Generator().manual_seed(0))
+    s0_rep = s0.repeat_interleave(STARTS, dim=0)
+    at_starts = objective(model, starts, s0_rep, weight).view(B, STARTS)
+    assert (objective(model, z, s0, weight) > at_starts.max(dim=1).values).all()
+
+    # Best of starts >= every single optimised start.
+    each, each_obj = ascend(model, starts, s0_rep, 20, cfg.step_size, weight)
+    assert torch.allclose(objective(model, each, s0_rep, weight), each_obj, atol=1e-5)
+    best = objective(model, z, s0, weight)
+    assert (best[:, None] >= each_obj.view(B, STARTS) - 1e-5).all()
+
+
+def test_exploit_with_a_weak_prior_raises_predicted_return(model, s0):
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, prior_weight=0.1)
+    z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
+    samples = model.sample_z0(B * STARTS, torch.Generator().manual_seed(1))
+    prior_r = predicted(model, samples, s0.repeat_interleave(STARTS, 0)).view(B, STARTS)
+    assert (predicted(model, z, s0) > prior_r.max(dim=1).values).all()
+
+
+def test_exploit_uses_extra_starts(model, s0):
+    cfg = InferenceConfig(mode="exploit", n_starts=1, n_steps=0, prior_weight=1.0)
+    good = torch.zeros(1, 4, 32)  # the prior's mode beats any sample under a strong prior
+    z = plan(model, s0, cfg, torch.Generator().manual_seed(0), extra_starts=good)
+    assert torch.equal(z, good.expand(B, 4, 32))
+
+
+def test_guided_moves_predicted_return_toward_target(model, s0):
+    states = s0.repeat(8, 1)
+    prior_r = predicted(model, model.sample_z0(len(states), torch.Generator().manual_seed(1)),
+                        states)
+    target = float(model.unscale_return(prior_r.mean() + 3 * prior_r.std()))
+    cfg = InferenceConfig(mode="guided", n_steps=30, guidance=5.0)
+    z = plan(model, states, cfg, torch.Generator().manual_seed(0), target_return=target)
+    y = float(model.scale_return(target))
+    assert (predicted(model, z, states) - y).abs().mean() < 0.5 * (prior_r - y).abs().mean()
+
+    # Exploration: p(z0 | y+) with guidance 1 still moves toward y+.
+    explore = sample_conditioned(model, states, target, 30, 0.3, torch.Generator().manual_seed(0))
+    assert (predicted(model, explore, states) - y).abs().mean() < (prior_r - y).abs().mean()
+
+
+def test_guided_needs_a_target(model, s0):
+    with pytest.raises(ValueError, match="target return"):
+        plan(model, s0, InferenceConfig(mode="guided"))
+    cfg = InferenceConfig(mode="guided", n_steps=2, target_return=50.0)
+    assert plan(model, s0, cfg).shape == (B, 4, 32)
+
+
+def test_prior_mode_and_unknown_mode(model, s0):
+    z = plan(model, s0, InferenceConfig(mode="prior"), torch.Generator().manual_seed(0))
+    assert torch.equal(z, torch.randn(B, 4, 32, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError):
+        plan(model, s0, InferenceConfig(mode="nonsense"))
+
+
+@pytest.mark.parametrize("mode", ["exploit", "guided", "prior"])
+def test_plans_are_deterministic_under_a_generator(model, s0, mode):
+    cfg = InferenceConfig(mode=mode, n_starts=4, n_steps=5, target_return=100.0)
+    a, b = (plan(model, s0, cfg, torch.Generator().manual_seed(5)) for _ in range(2))
+    assert torch.equal(a, b)
+
+
+def test_planning_restores_training_mode_and_leaves_no_gradients(model, s0):
+    model.train()
+    for mode in ("exploit", "guided"):
+        plan(model, s0, InferenceConfig(mode=mode, n_starts=2, n_steps=3, target_return=1.0))
+    assert model.training
+    assert all(p.grad is None for p in model.parameters())
