@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gac.data.maze_generator import rollout_policy
 from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
 from gac.tasks import get_task, normalized_score
 from gac.tasks.maze import WaypointController
-from gac.data.maze_generator import rollout_policy
 
 TARGETS = {"pointmaze-umaze": 70, "pointmaze-medium": 30, "pointmaze-large": 45}
 
@@ -75,8 +75,8 @@ def main() -> None:
         behaviour = behaviour_score(task, ref, args.episodes)
         rows.append((task, np.mean(exploit), np.std(exploit), np.mean(prior), np.std(prior),
                      behaviour, trainer.step, np.mean(wall)))
-    print(f"\n| task | GAC exploit | GAC prior plans | behaviour policy | target | updates | "
-          f"min/seed |\n|---|---|---|---|---|---|---|")
+    print("\n| task | GAC exploit | GAC prior plans | behaviour policy | target | updates | "
+          "min/seed |\n|---|---|---|---|---|---|---|")
     for task, em, es, pm, ps, beh, steps, w in rows:
         print(f"| {task} | {em:.1f} ± {es:.1f} | {pm:.1f} ± {ps:.1f} | {beh:.1f} | "
               f"≥ {TARGETS.get(task, '-')} | {steps} | {w / 60:.1f} |")

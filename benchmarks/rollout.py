@@ -20,7 +20,7 @@ import torch
 
 from gac.config import preset
 from gac.model import GACModel
-from gac.rollout import rollout
+from gac.rollout import make_envs, rollout
 from gac.tasks import get_task
 
 
@@ -38,8 +38,9 @@ def raw_env_rate(task, n_envs: int, horizon: int, seed: int = 0) -> float:
 
 
 def policy_rate(model, task, n_envs: int, horizon: int, cache: bool, icfg) -> float:
+    envs = make_envs(task.make_env, n_envs)  # as for the raw rate, creation is not timed
     t0 = time.perf_counter()
-    rollout(model, task.make_env, horizon, n_envs, seed=0, icfg=icfg, n_envs=n_envs, cache=cache)
+    rollout(model, envs, horizon, n_envs, seed=0, icfg=icfg, cache=cache)
     return n_envs * horizon / (time.perf_counter() - t0)
 
 

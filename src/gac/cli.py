@@ -194,6 +194,60 @@ def eval_cmd(
                f"predicted {s['predicted_return_mean']:.2f}")
 
 
+@app.command("finetune")
+def finetune_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="An offline checkpoint.pt from `gac train`.")],
+    env_steps: Annotated[int | None, typer.Option(
+        help="Online budget in environment steps, split evenly over the stages.")] = None,
+    stages: Annotated[int | None, typer.Option(help="Online stages.")] = None,
+    delta_y: Annotated[float | None, typer.Option(
+        help="Fixed optimism Δy (raw return units); default: the automatic rule.")] = None,
+    no_exploration: Annotated[bool, typer.Option(
+        "--no-exploration", help="Collect with exploitation plans only (LPT's online regime).")] = False,
+    run_dir: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT's folder + '-online'.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a killed fine-tuning run.")] = False,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Config override, e.g. --set online.updates_per_stage=500.")] = None,
+) -> None:
+    """Continue an offline model online: explore with optimistic returns, label episodes with
+    their total return only, refit, and evaluate after each stage."""
+    from gac.data.store import DataError
+    from gac.evaluation.plots import online_curves
+    from gac.evaluation.report import online_table
+    from gac.runs import make_online
+    from gac.train.checkpoint import CheckpointError
+
+    sets = list(overrides or [])
+    for name, value in (("env_steps", env_steps), ("stages", stages), ("delta_y", delta_y)):
+        if value is not None:
+            sets.append(f"online.{name}={value}")
+    if no_exploration:
+        sets.append("online.exploration=false")
+    run_dir = run_dir or Path(str(checkpoint.parent) + "-online")
+    try:
+        online = make_online(checkpoint, run_dir, sets, resume=resume)
+    except (CheckpointError, DataError, ValueError, KeyError, FileExistsError) as exc:
+        _fail(str(exc).strip("'\""))
+        return
+    c = online.cfg
+    typer.echo(f"fine-tuning {online.trainer.cfg.task}: {c.env_steps} env steps in {c.stages} "
+               f"stages, Δy {'auto' if c.delta_y is None else c.delta_y}, "
+               f"exploration {'on' if c.exploration else 'off'}; run dir {run_dir}")
+    records = online.run(log=typer.echo)
+    store = online.trainer.store
+    by_stage, first = [], online.n_offline
+    for r in records[1:]:
+        n = int(r["collected_episodes"])
+        by_stage.append(store.returns[first:first + n])
+        first += n
+    table = online_table(records)
+    (run_dir / "report.md").write_text(f"## {online.trainer.cfg.task}: offline-to-online\n\n"
+                                       f"{table}\n")
+    online_curves(records, by_stage, run_dir / "online.png", title=online.trainer.cfg.task)
+    typer.echo(table)
+    typer.echo(f"report: {run_dir / 'report.md'}, plots: {run_dir / 'online.png'}")
+
+
 @app.command("run")
 def run_cmd(
     task: Annotated[str, typer.Option(help="Task to run the pipeline on.")] = "pointmaze-umaze",

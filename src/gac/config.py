@@ -73,6 +73,25 @@ class TrainConfig:
 
 
 @dataclass
+class OnlineConfig:
+    """Offline-to-online fine-tuning: stages of collection, refit and evaluation."""
+
+    env_steps: int = 36_000  # online budget in environment steps, fixed up front
+    stages: int = 3
+    explore_share: float = 1.0  # share of collected episodes planned by exploration (rest: exploit)
+    exploration: bool = True  # False: collect with exploitation plans only (LPT's online regime)
+    delta_y: float | None = None  # fixed optimism (raw return units); None: the automatic rule
+    ref_quantile: float = 0.8  # y_ref = this quantile of the returns seen so far
+    kappa_init: float = 0.5  # automatic rule: delta_y = kappa * std(returns seen so far)
+    kappa_factor: float = 1.5  # automatic rule: kappa is multiplied or divided by this
+    target_success: float = 0.2  # automatic rule: wanted share of episodes reaching y_ref
+    explore_steps: int = 30  # Langevin steps of p(z0 | y+)
+    updates_per_stage: int = 1000
+    eval_episodes: int = 50
+    n_envs: int = 16
+
+
+@dataclass
 class RunConfig:
     """Everything a `gac train` run needs; saved in the run directory and the checkpoint."""
 
@@ -80,6 +99,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +114,7 @@ class RunConfig:
             model=_build(ModelConfig, model),
             train=_build(TrainConfig, d.get("train", {})),
             inference=_build(InferenceConfig, d.get("inference", {})),
+            online=_build(OnlineConfig, d.get("online", {})),
         )
 
 
@@ -112,8 +133,8 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             raise ValueError(f"override {item!r}: expected SECTION.FIELD=VALUE, e.g. train.lr=1e-4")
         key, raw = item.split("=", 1)
         section, name = key.split(".", 1)
-        if section not in ("model", "train", "inference"):
-            raise ValueError(f"override {item!r}: section must be model, train or inference")
+        if section not in ("model", "train", "inference", "online"):
+            raise ValueError(f"override {item!r}: section must be model, train, inference or online")
         sub = getattr(cfg, section)
         types = {f.name: f.type for f in fields(sub)}
         if name not in types:

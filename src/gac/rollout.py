@@ -15,34 +15,58 @@ import torch
 from tqdm import tqdm
 
 from gac.config import InferenceConfig
+from gac.data.store import Episode
 from gac.inference import plan
 from gac.model import GACModel
 
 
-def rollout(model: GACModel, make_env: Callable[[], Any], horizon: int, episodes: int,
-            seed: int, icfg: InferenceConfig, n_envs: int = 16, cache: bool = True,
-            target_return: float | None = None, progress: bool = False) -> dict[str, np.ndarray]:
-    """Run ``episodes`` episodes of the GAC policy; episode k resets with seed ``seed + k``.
+def make_envs(make_env: Callable[[], Any], n: int) -> list[Any]:
+    return [make_env() for _ in range(n)]
 
-    Returns per-episode ``returns`` and ``predicted`` (the plan's predicted return, raw units).
+
+Planner = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # s0 (B, obs) -> z0
+
+
+def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed: int,
+            icfg: InferenceConfig | None = None, planner: Planner | None = None,
+            cache: bool = True, target_return: float | None = None, record: bool = False,
+            progress: bool = False) -> dict[str, Any]:
+    """Run ``episodes`` episodes of the GAC policy on ``envs`` stepped together (episodes are
+    played in groups of ``len(envs)``); episode k resets with seed ``seed + k``.
+
+    Plans come from ``planner(s0, generator)`` if given, else from ``plan`` with ``icfg``.
+    Returns per-episode ``returns``, ``lengths`` and ``predicted`` (the plan's predicted return,
+    raw units); with ``record``, also ``episodes``: the trajectories as ``Episode`` objects
+    labelled with their total return only (no step rewards).
     """
+    if planner is None:
+        if icfg is None:
+            raise ValueError("rollout needs an InferenceConfig or a planner")
+
+        def planner(s0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            return plan(model, s0, icfg, generator=gen, target_return=target_return)
+
     device = next(model.parameters()).device
-    envs = [make_env() for _ in range(min(n_envs, episodes))]
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    returns, predicted = [], []
-    bar = tqdm(total=episodes, desc="evaluating", unit="ep", disable=not progress)
+    returns, predicted, lengths, recorded = [], [], [], []
+    bar = tqdm(total=episodes, desc="rollouts", unit="ep", disable=not progress)
     was_training = model.training
     model.eval()
     for first in range(0, episodes, len(envs)):
         group = envs[: min(len(envs), episodes - first)]
+        n = len(group)
         obs = np.stack([env.reset(seed=seed + first + i) for i, env in enumerate(group)])
         s0 = torch.as_tensor(obs, device=device)
-        z0 = plan(model, s0, icfg, generator=gen, target_return=target_return)
+        z0 = planner(s0, gen)
+        traj_obs = np.zeros((n, horizon, obs.shape[1]), np.float32) if record else None
+        traj_act = np.zeros((n, horizon, model.cfg.act_dim), np.float32) if record else None
         with torch.no_grad():
             z = model.prior(z0)
             predicted.append(model.unscale_return(model.predict_return(z, s0)).cpu().numpy())
-            total = np.zeros(len(group))
-            alive = np.ones(len(group), bool)  # episodes end early on a true terminal state
+            total = np.zeros(n)
+            length = np.zeros(n, np.int64)
+            alive = np.ones(n, bool)  # episodes end early on a true terminal state
+            terminal = np.zeros(n, bool)
             if cache:
                 state = model.start_episode(z)
             hist_obs, hist_act, hist_t = [], [], []
@@ -50,30 +74,40 @@ def rollout(model: GACModel, make_env: Callable[[], Any], horizon: int, episodes
                 if not alive.any():
                     break
                 obs_t = torch.as_tensor(obs, device=device)
-                ts = torch.full((len(group),), t, dtype=torch.long, device=device)
+                ts = torch.full((n,), t, dtype=torch.long, device=device)
                 if cache:
                     action = model.act(state, obs_t, ts)
+                    model.observe_action(state, action)
                 else:
                     hist_obs.append(obs_t)
                     hist_t.append(ts)
                     action = model.act_uncached(
                         torch.stack(hist_obs, 1),
                         torch.stack(hist_act, 1) if hist_act else
-                        torch.zeros(len(group), 0, model.cfg.act_dim, device=device),
+                        torch.zeros(n, 0, model.cfg.act_dim, device=device),
                         torch.stack(hist_t, 1), z)
                     hist_act.append(action)
-                if cache:
-                    model.observe_action(state, action)
                 act_np = action.cpu().numpy()
+                if record:
+                    traj_obs[:, t] = obs
+                    traj_act[:, t] = act_np
                 for i, env in enumerate(group):
                     if alive[i]:
                         obs[i], reward, terminated, _, _ = env.step(act_np[i])
                         total[i] += reward
+                        length[i] += 1
                         alive[i] = not terminated
+                        terminal[i] = terminated
         returns.append(total)
-        bar.update(len(group))
+        lengths.append(length)
+        if record:
+            recorded += [Episode(traj_obs[i, :length[i]].copy(), traj_act[i, :length[i]].copy(),
+                                 None, bool(terminal[i]), float(total[i])) for i in range(n)]
+        bar.update(n)
     bar.close()
     model.train(was_training)
-    for env in envs:
-        env.close()
-    return {"returns": np.concatenate(returns), "predicted": np.concatenate(predicted)}
+    out: dict[str, Any] = {"returns": np.concatenate(returns), "lengths": np.concatenate(lengths),
+                           "predicted": np.concatenate(predicted)}
+    if record:
+        out["episodes"] = recorded
+    return out

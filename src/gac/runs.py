@@ -102,3 +102,31 @@ def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] |
     torch.manual_seed(0)
     return evaluate(model, task, episodes, seeds or [0, 1, 2], icfg, reference_returns(meta),
                     n_envs=n_envs, target_return=target, progress=progress)
+
+
+def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str] | None = None,
+                resume: bool = False, progress: bool = True):
+    """An offline-to-online run continuing the offline model in ``checkpoint``."""
+    from gac.train.online import OnlineRun
+
+    state = load_checkpoint(checkpoint)
+    cfg = apply_overrides(RunConfig.from_dict(state["config"]), overrides or [])
+    meta = state.get("metadata", {})
+    source = meta.get("source")
+    if not source or not Path(source).exists():
+        raise CheckpointError(f"{checkpoint}: its dataset {source!r} is not available; the "
+                              f"online stages keep training on the offline data")
+    store, task_name = load_data(source, cfg.task, progress=progress)
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint.pt"
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
+                              f"choose another --run-dir")
+    trainer = Trainer(cfg, store, run_dir, return_scale=1.0)  # scale comes with the weights
+    trainer.load(checkpoint)
+    trainer.cfg = cfg
+    online = OnlineRun(trainer, get_task(task_name), run_dir, reference_returns(meta))
+    if resume and ckpt.exists():
+        online.load(ckpt)
+    write_config(cfg, run_dir)
+    return online

@@ -3,6 +3,8 @@
 Layout: flat per-step datasets ``observations``, ``actions``, ``rewards``, ``terminals``,
 ``timeouts`` (plus optional ``infos/*``), metadata as root attributes. gac adds
 ``episode_returns`` and ``episode_starts`` so that episodes known by return only round-trip.
+D4RL files may also hold ``next_observations``, ``infos/*`` and ``metadata/*``; only
+``next_observations`` is read (to find episode cuts), the groups are ignored.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ import numpy as np
 from gac.data.store import DataError, TrajectoryStore
 
 REQUIRED = ("observations", "actions", "terminals", "timeouts")
+OPTIONAL = ("rewards", "next_observations", "episode_starts", "episode_returns")
+PER_STEP_1D = ("rewards", "terminals", "timeouts")
 Split = Literal["auto", "locomotion", "maze2d", "gac"]
+SPLITS = ("auto", "locomotion", "maze2d", "gac")
+RUNTIME_KEYS = ("source",)  # where a store was read from: set on load, never written
 
 
 def save_hdf5(store: TrajectoryStore, path: str | Path, overwrite: bool = False,
@@ -28,6 +34,11 @@ def save_hdf5(store: TrajectoryStore, path: str | Path, overwrite: bool = False,
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if store.num_steps == 0 or store.num_episodes == 0:
+        raise DataError(f"{path}: refusing to write an empty dataset")
+    if len(store.returns) != store.num_episodes:
+        raise DataError(f"{path}: store has {len(store.returns)} returns for "
+                        f"{store.num_episodes} episodes")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -45,13 +56,32 @@ def save_hdf5(store: TrajectoryStore, path: str | Path, overwrite: bool = False,
             for key, value in (extra or {}).items():
                 f.create_dataset(key, data=value, **opts)
             for key, value in store.metadata.items():
-                f.attrs[key] = _attr(value)
+                if key not in RUNTIME_KEYS:
+                    f.attrs[key] = _attr(value)
             f.attrs["format"] = "gac-d4rl-v1"
-        os.replace(tmp, path)
+        _publish(tmp, path, overwrite)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _publish(tmp: str, path: Path, overwrite: bool) -> None:
+    """Move the finished temp file into place; without ``overwrite`` never clobber a file that
+    appeared meanwhile (a hard link fails if the name exists, a rename would not)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to "
+                              f"replace it") from None
+    except OSError:  # file systems without hard links
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to "
+                                  f"replace it") from None
+        os.replace(tmp, path)
 
 
 def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int = 1,
@@ -60,14 +90,20 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
     """Read a gac or D4RL HDF5 file into a store, validating every field.
 
     ``split`` says how the flat stream becomes episodes: ``gac`` uses the stored episode starts;
-    ``locomotion`` cuts after ``terminals`` or ``timeouts``; ``maze2d`` cuts after ``timeouts``
-    (goal changes) and wherever the next observation does not follow from this one; ``auto``
-    picks ``gac`` for gac files, ``maze2d`` when the file's name or env says maze2d, else
-    ``locomotion``.
+    ``locomotion`` cuts after ``terminals`` or ``timeouts``; ``maze2d`` cuts after those and
+    wherever the next observation does not follow from this one; ``auto`` picks ``gac`` for gac
+    files, ``maze2d`` when the file's name or env says maze2d, else ``locomotion``.
+
+    Actions are checked against ``[action_low, action_high]`` when given, else against the
+    file's ``action_low``/``action_high`` attributes when it has them.
     """
     path = Path(path)
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
     if not h5py.is_hdf5(path):
         raise DataError(f"{path}: not an HDF5 file (or truncated: the HDF5 signature is missing)")
     try:
@@ -78,13 +114,22 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
             if missing:
                 raise DataError(f"{path}: missing required field(s) {missing}; "
                                 f"found {sorted(f.keys())}")
-            data = {k: f[k][()] for k in (*REQUIRED, "rewards", "next_observations",
-                                            "episode_starts", "episode_returns") if k in f}
+            data = {}
+            for key in (*REQUIRED, *OPTIONAL):
+                if key not in f:
+                    continue
+                if not isinstance(f[key], h5py.Dataset):
+                    raise DataError(f"{path}: field '{key}' is a group, not a dataset")
+                data[key] = f[key][()]
             metadata = {k: _unattr(v) for k, v in f.attrs.items()}
     except DataError:
         raise
-    except (OSError, KeyError) as exc:  # truncated or corrupt files fail inside h5py
-        raise DataError(f"{path}: cannot be read as HDF5 ({exc}); the file may be truncated") from exc
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        # Truncated or corrupt files fail inside h5py, at open or when a chunk is read.
+        raise DataError(f"{path}: cannot be read as HDF5 ({exc}); the file may be truncated "
+                        f"or corrupt") from exc
+    if action_low is None and action_high is None:
+        action_low, action_high = metadata.get("action_low"), metadata.get("action_high")
     _validate(path, data, action_low, action_high)
 
     if split == "auto":
@@ -98,7 +143,7 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
     if split == "gac":
         if "episode_starts" not in data:
             raise DataError(f"{path}: split='gac' needs the field 'episode_starts'")
-        starts = data["episode_starts"].astype(np.int64)
+        starts = np.asarray(data["episode_starts"]).astype(np.int64).ravel()
         if len(starts) == 0 or starts[0] != 0 or (np.diff(starts) <= 0).any() or starts[-1] >= n:
             raise DataError(f"{path}: field 'episode_starts' is not an increasing list of step "
                             f"indices starting at 0 and below {n}")
@@ -114,14 +159,19 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
             f"lower min_episode_length or filter the file")
 
     rewards = data.get("rewards")
-    if "episode_returns" in data:
-        returns = data["episode_returns"].astype(np.float64)
+    if split == "gac" and "episode_returns" in data:
+        returns = np.asarray(data["episode_returns"], dtype=np.float64).ravel()
         if len(returns) != len(starts):
             raise DataError(f"{path}: field 'episode_returns' has {len(returns)} entries for "
                             f"{len(starts)} episodes")
     else:
+        # Another split than the stored one: the returns must come from the step rewards.
+        if rewards is None or np.isnan(rewards).any():
+            raise DataError(f"{path}: split={split!r} needs complete step rewards, but field "
+                            f"'rewards' is missing or has NaN (episodes known by return only); "
+                            f"use split='gac'")
         returns = np.add.reduceat(rewards.astype(np.float64), starts)
-    metadata.setdefault("source", str(path))
+    metadata["source"] = str(path)
     return TrajectoryStore(
         observations=data["observations"].astype(np.float32),
         actions=data["actions"].astype(np.float32),
@@ -135,19 +185,33 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
 
 
 def _validate(path: Path, data: dict[str, np.ndarray], low: Any, high: Any) -> None:
-    n = len(data["observations"])
-    if n == 0:
-        raise DataError(f"{path}: empty dataset (field 'observations' has 0 steps)")
-    if data["observations"].ndim != 2:
+    """Check shapes, lengths, dtypes and values in place; D4RL's (N, 1) columns are flattened."""
+    for key, values in data.items():
+        if values.dtype.kind not in "biuf":
+            raise DataError(f"{path}: field '{key}' is not numeric (dtype {values.dtype})")
+    obs = data["observations"]
+    if obs.size == 0:
+        raise DataError(f"{path}: empty dataset (field 'observations' has shape {obs.shape})")
+    if obs.ndim != 2:
         raise DataError(f"{path}: field 'observations' must be 2-D (steps, obs_dim), "
-                        f"got shape {data['observations'].shape}")
+                        f"got shape {obs.shape}")
+    n = len(obs)
     if data["actions"].ndim != 2:
         raise DataError(f"{path}: field 'actions' must be 2-D (steps, act_dim), "
                         f"got shape {data['actions'].shape}")
-    for key in ("actions", "rewards", "terminals", "timeouts", "next_observations"):
+    for key in PER_STEP_1D:
+        if key in data and data[key].ndim == 2 and data[key].shape[1] == 1:
+            data[key] = data[key][:, 0]  # some D4RL files store (N, 1) columns
+        if key in data and data[key].ndim != 1:
+            raise DataError(f"{path}: field '{key}' must be 1-D (steps,), got shape "
+                            f"{data[key].shape}")
+    for key in ("actions", *PER_STEP_1D, "next_observations"):
         if key in data and len(data[key]) != n:
             raise DataError(f"{path}: length mismatch: field '{key}' has {len(data[key])} "
                             f"steps, 'observations' has {n}")
+    if "next_observations" in data and data["next_observations"].shape != obs.shape:
+        raise DataError(f"{path}: field 'next_observations' has shape "
+                        f"{data['next_observations'].shape}, 'observations' has {obs.shape}")
     for key in ("observations", "actions", "rewards", "next_observations", "episode_returns"):
         if key not in data:
             continue
@@ -161,8 +225,8 @@ def _validate(path: Path, data: dict[str, np.ndarray], low: Any, high: Any) -> N
                             f"(first at step {row})")
     if low is not None or high is not None:
         acts = data["actions"]
-        lo = -np.inf if low is None else np.asarray(low)
-        hi = np.inf if high is None else np.asarray(high)
+        lo = -np.inf if low is None else np.asarray(low, dtype=np.float64)
+        hi = np.inf if high is None else np.asarray(high, dtype=np.float64)
         outside = (acts < lo - 1e-6) | (acts > hi + 1e-6)
         if outside.any():
             row = int(np.argwhere(outside)[0][0])
@@ -172,32 +236,40 @@ def _validate(path: Path, data: dict[str, np.ndarray], low: Any, high: Any) -> N
 
 
 def _split(data: dict[str, np.ndarray], split: str) -> np.ndarray:
+    """Episode starts of a flat D4RL stream."""
     n = len(data["actions"])
-    ends = data["timeouts"].astype(bool).copy()
-    if split == "locomotion":
-        ends |= data["terminals"].astype(bool)
-    elif split == "maze2d":
+    ends = data["timeouts"].astype(bool) | data["terminals"].astype(bool)
+    if split == "maze2d":
         obs = data["observations"]
-        if "next_observations" in data:
-            jump = np.any(data["next_observations"][:-1] != obs[1:], axis=1)
-        else:
-            # D4RL's maze2d generator does not advance the state after a goal change, so the
-            # next row repeats this one exactly; a moving point mass never does that.
-            moving = np.any(obs[:-1, 2:4] != 0, axis=1) if obs.shape[1] >= 4 else True
-            jump = np.all(obs[1:] == obs[:-1], axis=1) & moving
+        # D4RL's maze2d generator does not advance the state after a goal change, so the next
+        # row repeats this one exactly; a moving point mass never does that.
+        moving = np.any(obs[:-1, 2:4] != 0, axis=1) if obs.shape[1] >= 4 else True
+        jump = np.all(obs[1:] == obs[:-1], axis=1) & moving
+        if "next_observations" in data:  # where given, the true successor says it directly
+            jump |= np.any(data["next_observations"][:-1] != obs[1:], axis=1)
         ends[:-1] |= jump
-    else:
+    elif split != "locomotion":
         raise DataError(f"unknown split {split!r}: use auto, locomotion, maze2d or gac")
     # An episode starts after every cut except one at the very last step.
     return np.concatenate([[0], np.flatnonzero(ends[: n - 1]) + 1]).astype(np.int64)
 
 
 def _attr(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        value = sorted(value, key=str)
     if isinstance(value, dict | list | tuple):
-        return "json:" + json.dumps(value)
+        return "json:" + json.dumps(value, default=_jsonable)
     if value is None:
         return "none:"
     return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
 
 
 def _unattr(value: Any) -> Any:

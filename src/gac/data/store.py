@@ -49,6 +49,20 @@ class TrajectoryStore:
         lengths = np.array([len(e) for e in episodes], dtype=np.int64)
         if (lengths == 0).any():
             raise DataError(f"episode {int(np.argmin(lengths))} is empty")
+        first = episodes[0]
+        for i, e in enumerate(episodes):
+            # Mismatched lengths would concatenate silently into misaligned steps.
+            if e.observations.ndim != 2 or e.actions.ndim != 2 or len(e.observations) != len(e) \
+                    or (e.rewards is not None and e.rewards.shape != (len(e),)):
+                raise DataError(
+                    f"episode {i}: observations {e.observations.shape}, actions "
+                    f"{e.actions.shape}, rewards {None if e.rewards is None else e.rewards.shape} "
+                    f"do not describe the same (T, dim) steps")
+            if e.observations.shape[1] != first.observations.shape[1] or \
+                    e.actions.shape[1] != first.actions.shape[1]:
+                raise DataError(f"episode {i}: obs/act dims {e.observations.shape[1]}/"
+                                f"{e.actions.shape[1]} differ from episode 0's "
+                                f"{first.observations.shape[1]}/{first.actions.shape[1]}")
         has_rewards = [e.rewards is not None for e in episodes]
         rewards = None
         if any(has_rewards):

@@ -8,7 +8,7 @@ import numpy as np
 
 from gac.config import InferenceConfig
 from gac.model import GACModel
-from gac.rollout import rollout
+from gac.rollout import make_envs, rollout
 from gac.tasks import normalized_score
 
 
@@ -43,10 +43,13 @@ def evaluate(model: GACModel, task, episodes: int, seeds: list[int], icfg: Infer
              ref: tuple[float, float] | None, n_envs: int = 16,
              target_return: float | None = None, progress: bool = False) -> EvalResult:
     returns, predicted = [], []
+    envs = make_envs(task.make_env, min(n_envs, episodes))  # created once, reused across seeds
     for seed in seeds:
-        out = rollout(model, task.make_env, task.horizon, episodes, seed=10_000 * (seed + 1),
-                      icfg=icfg, n_envs=n_envs, target_return=target_return, progress=progress)
+        out = rollout(model, envs, task.horizon, episodes, seed=10_000 * (seed + 1), icfg=icfg,
+                      target_return=target_return, progress=progress)
         returns.append(out["returns"])
         predicted.append(out["predicted"])
+    for env in envs:
+        env.close()
     return EvalResult(icfg.mode, episodes, list(seeds), np.array(returns), np.array(predicted),
                       ref)

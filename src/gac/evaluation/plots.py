@@ -54,3 +54,26 @@ def learning_curve(history: list[dict[str, float]], path: str | Path, title: str
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def online_curves(records: list[dict[str, float]], returns_by_stage: list[np.ndarray],
+                  path: str | Path, title: str) -> Path:
+    """Score per stage, and how the returns of the collected data move from stage to stage."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    steps = [r["env_steps"] for r in records]
+    axes[0].plot(steps, [r["score"] for r in records], marker="o", color="tab:green")
+    axes[0].set_xlabel("online environment steps")
+    axes[0].set_ylabel("normalised score (exploitation)")
+    axes[0].axhline(records[0]["score"], color="grey", linestyle=":", label="offline")
+    axes[0].legend()
+    if returns_by_stage:
+        axes[1].boxplot(returns_by_stage, tick_labels=[str(i + 1) for i in range(len(returns_by_stage))])
+    axes[1].set_xlabel("stage")
+    axes[1].set_ylabel("return of collected episodes")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -75,11 +75,13 @@ class Trainer:
         self.rng = np.random.default_rng(t.seed + 2)  # batch sampling
         m = cfg.model
         self.chains = PosteriorChains(store.num_episodes, m.n_latent, m.d_model, self.gen)
-        # The receptive field of L banded layers is L*K steps: that much history makes the
-        # window's likelihood exactly the full-trajectory one the rollout computes.
-        self.burn_in = t.burn_in if t.burn_in is not None else m.n_layers * m.context_steps
+        # History of the model's receptive field (L banded layers see L*(K-1) steps back) makes
+        # the window's likelihood exactly the full-trajectory one the cached rollout computes.
+        self.burn_in = t.burn_in if t.burn_in is not None else self.model.receptive_field
         self.step = 0
         self.history: list[dict[str, float]] = []
+        # What a periodic checkpoint writes; the online loop swaps in its own (bigger) state.
+        self.checkpoint_fn = lambda: self.save(self.run_dir / "checkpoint.pt")
 
     def _lr_factor(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 10% of the peak."""
@@ -161,7 +163,7 @@ class Trainer:
                 if logger:
                     logger.log(row)
             if self.run_dir and (self.step % t.checkpoint_every == 0 or last):
-                self.save(self.run_dir / "checkpoint.pt")
+                self.checkpoint_fn()
         bar.close()
         if logger:
             logger.close()

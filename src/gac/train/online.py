@@ -1,0 +1,237 @@
+"""Offline-to-online fine-tuning: collect with optimistic plans, label with returns, refit.
+
+Each stage collects episodes whose plans are sampled from p(z0 | y+) with y+ = y_ref + delta_y
+(exploration; a share may use exploitation plans), labels every episode with its total return
+only, appends it to the trajectory store (the offline data stay), grows the persistent chains,
+continues maximum-likelihood training, and evaluates the exploitation policy. The budget is a
+fixed number of environment steps, split evenly over the stages.
+
+A run saves after every collected group of episodes and during the refit, so a killed run resumes
+mid-stage without losing a collected episode.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gac.config import OnlineConfig
+from gac.data.store import Episode, TrajectoryStore
+from gac.evaluation.evaluate import evaluate
+from gac.inference import plan, sample_conditioned
+from gac.rollout import make_envs, rollout
+from gac.train.checkpoint import load_checkpoint
+from gac.train.offline import Trainer
+
+
+class DeltaYRule:
+    """The optimism delta_y: fixed, or automatic.
+
+    Automatic (gac's rule, no per-task constant): delta_y = kappa * std(returns seen so far), so it
+    has the task's return scale; kappa follows a success rule in the spirit of Rechenberg's 1/5
+    rule: if more than ``target_success`` of the exploration episodes reach y_ref, the optimism
+    is too timid and kappa grows by ``kappa_factor``; otherwise it shrinks by the same factor.
+    """
+
+    def __init__(self, cfg: OnlineConfig):
+        self.fixed = cfg.delta_y
+        self.kappa = cfg.kappa_init
+        self.factor = cfg.kappa_factor
+        self.target = cfg.target_success
+
+    def delta(self, returns_seen: np.ndarray) -> float:
+        if self.fixed is not None:
+            return float(self.fixed)
+        return float(self.kappa * np.std(returns_seen))
+
+    def update(self, explore_returns: np.ndarray, y_ref: float) -> float:
+        """Adapt to one stage's exploration outcomes; returns the success rate."""
+        if len(explore_returns) == 0:
+            return float("nan")
+        success = float(np.mean(np.asarray(explore_returns) >= y_ref))
+        if self.fixed is None:
+            self.kappa *= self.factor if success > self.target else 1.0 / self.factor
+        return success
+
+    def state_dict(self) -> dict[str, float]:
+        return {"kappa": self.kappa}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.kappa = float(state["kappa"])
+
+
+def reference_return(store: TrajectoryStore, n_offline: int, quantile: float) -> tuple[float, np.ndarray]:
+    """y_ref and the pool of returns it comes from: the episodes collected online if any (they
+    are episodes of the evaluation task itself), else the offline data."""
+    online = store.returns[n_offline:]
+    pool = online if len(online) else store.returns[:n_offline]
+    return float(np.quantile(pool, quantile)), pool
+
+
+class OnlineRun:
+    """Stages of collection -> store -> refit -> evaluation, resumable at any point."""
+
+    def __init__(self, trainer: Trainer, task: Any, run_dir: str | Path,
+                 ref: tuple[float, float] | None):
+        self.trainer = trainer
+        self.cfg: OnlineConfig = trainer.cfg.online
+        self.task = task
+        self.run_dir = Path(run_dir)
+        self.ref = ref
+        self.n_offline = trainer.store.num_episodes
+        self.rule = DeltaYRule(self.cfg)
+        self.stage = 0  # stages finished
+        self.stage_steps = 0  # environment steps collected in the current stage
+        self.phase = "collect"  # collect -> refit -> evaluate, per stage
+        self.stage_episodes = 0  # episodes collected in the current stage
+        self.stage_explore: list[float] = []  # returns of this stage's exploration episodes
+        self.refit_until: int | None = None  # update count that ends the current refit
+        self.last_targets = (float("nan"), float("nan"))  # (y_ref, y+) of the latest group
+        self.records: list[dict[str, float]] = []
+        self.envs = make_envs(task.make_env, self.cfg.n_envs)
+        trainer.checkpoint_fn = self.save  # periodic checkpoints during refits keep online state
+
+    @property
+    def stage_budget(self) -> int:
+        return self.cfg.env_steps // self.cfg.stages
+
+    @property
+    def env_steps(self) -> int:
+        """Online environment steps used so far."""
+        return sum(int(r.get("collected_steps", 0)) for r in self.records) + self.stage_steps
+
+    # ----------------------------------------------------------------- one stage's parts
+    def _planner(self, y_plus: float, n_explore: int):
+        model, cfg = self.trainer.model, self.cfg
+        icfg = self.trainer.cfg.inference
+
+        def planner(s0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            z0 = plan(model, s0, icfg, generator=gen)
+            k = min(n_explore, len(s0))
+            if cfg.exploration and k:
+                z0[:k] = sample_conditioned(model, s0[:k], y_plus, cfg.explore_steps,
+                                            icfg.step_size, gen)
+            return z0
+
+        return planner
+
+    def collect_group(self) -> list[Episode]:
+        """One group of episodes (at most one per environment, within the stage budget)."""
+        store = self.trainer.store
+        y_ref, pool = reference_return(store, self.n_offline, self.cfg.ref_quantile)
+        y_plus = y_ref + self.rule.delta(pool)
+        remaining = self.stage_budget - self.stage_steps
+        n = max(1, min(len(self.envs), math.ceil(remaining / self.task.horizon)))
+        n_explore = round(self.cfg.explore_share * n) if self.cfg.exploration else 0
+        seed = 1_000_003 * (self.trainer.cfg.train.seed + 1) + 7919 * self.stage + self.stage_steps
+        out = rollout(self.trainer.model, self.envs[:n], self.task.horizon, n, seed=seed,
+                      planner=self._planner(y_plus, n_explore), record=True)
+        self.stage_explore += [float(r) for r in out["returns"][:n_explore]]
+        self.last_targets = (y_ref, y_plus)
+        return out["episodes"]
+
+    def add(self, episodes: list[Episode]) -> None:
+        self.trainer.store.append(episodes)
+        self.trainer.chains.grow(len(episodes), self.trainer.gen)
+        self.stage_steps += sum(len(e) for e in episodes)
+        self.stage_episodes += len(episodes)
+
+    def evaluate(self, seed: int = 0) -> dict[str, float]:
+        icfg = self.trainer.cfg.inference
+        res = evaluate(self.trainer.model, self.task, self.cfg.eval_episodes, [seed], icfg,
+                       self.ref, n_envs=self.cfg.n_envs)
+        s = res.summary()
+        return {"score": s["score_mean"], "score_std_episodes": s["score_std_episodes"],
+                "return": s["return_mean"]}
+
+    # ----------------------------------------------------------------- the loop
+    def run(self, progress: bool = True, log=print) -> list[dict[str, float]]:
+        if not self.records:
+            t0 = time.time()
+            self.records.append({"stage": 0, "env_steps": 0, **self.evaluate(),
+                                 "wall_s": time.time() - t0})
+            log(f"stage 0 (offline): score {self.records[0]['score']:.1f}")
+            self.save()
+        while self.stage < self.cfg.stages:
+            t0 = time.time()
+            if self.phase == "collect":
+                while self.stage_steps < self.stage_budget:
+                    self.add(self.collect_group())
+                    self.save()  # no collected episode is lost
+                self.phase = "refit"
+                self.save()
+            if self.phase == "refit":
+                if self.refit_until is None:
+                    self.refit_until = self.trainer.step + self.cfg.updates_per_stage
+                self.trainer.train(steps=self.refit_until, progress=progress)
+                self.phase = "evaluate"
+                self.save()
+            y_ref, y_plus = self.last_targets
+            collected = self.trainer.store.returns[-self.stage_episodes:]
+            success = self.rule.update(np.array(self.stage_explore), y_ref)
+            record = {"stage": self.stage + 1, "collected_steps": self.stage_steps,
+                      "collected_episodes": self.stage_episodes,
+                      "collected_return": float(np.mean(collected)),
+                      "collected_return_max": float(np.max(collected)),
+                      "y_ref": y_ref, "y_plus": y_plus, "explore_success": success,
+                      "kappa": self.rule.kappa, **self.evaluate(),
+                      "wall_s": time.time() - t0}
+            self.records.append(record)
+            record["env_steps"] = self.env_steps - self.stage_steps  # cumulative, this stage included
+            log(f"stage {record['stage']}: collected {self.stage_steps} steps "
+                f"(mean return {record['collected_return']:.2f}, y+ {y_plus:.2f}), "
+                f"score {record['score']:.1f} (offline {self.records[0]['score']:.1f})")
+            self.stage += 1
+            self.stage_steps = self.stage_episodes = 0
+            self.stage_explore = []
+            self.phase = "collect"
+            self.refit_until = None
+            self.save()
+        return self.records
+
+    # ----------------------------------------------------------------- state
+    def save(self) -> None:
+        store = self.trainer.store
+        online = store.subset(np.arange(self.n_offline, store.num_episodes)) \
+            if store.num_episodes > self.n_offline else None
+        state = self.trainer.state()
+        state["online"] = {
+            "stage": self.stage, "stage_steps": self.stage_steps, "phase": self.phase,
+            "stage_episodes": self.stage_episodes, "stage_explore": self.stage_explore,
+            "records": self.records, "rule": self.rule.state_dict(),
+            "n_offline": self.n_offline, "refit_until": self.refit_until,
+            "last_targets": list(self.last_targets),
+            "episodes": None if online is None else {
+                "observations": online.observations, "actions": online.actions,
+                "starts": online.starts, "returns": online.returns,
+                "terminals": online.terminals, "timeouts": online.timeouts},
+        }
+        from gac.train.checkpoint import save_checkpoint
+
+        save_checkpoint(state, self.run_dir / "checkpoint.pt")
+
+    def load(self, path: str | Path) -> None:
+        state = load_checkpoint(path, task=self.trainer.cfg.task)
+        online = state.get("online")
+        if online is None:
+            raise ValueError(f"{path}: not an online run's checkpoint")
+        eps = online["episodes"]
+        if eps is not None and self.trainer.store.num_episodes == self.n_offline:
+            ends = np.append(eps["starts"][1:], len(eps["actions"]))
+            self.trainer.store.append([
+                Episode(eps["observations"][a:b], eps["actions"][a:b], None,
+                        bool(eps["terminals"][b - 1]), float(r))
+                for a, b, r in zip(eps["starts"], ends, eps["returns"], strict=True)])
+        self.trainer.load(path)  # model, optimiser, chains (grown), RNGs, step
+        self.stage, self.stage_steps = online["stage"], online["stage_steps"]
+        self.stage_episodes = online["stage_episodes"]
+        self.phase, self.stage_explore = online["phase"], list(online["stage_explore"])
+        self.records = list(online["records"])
+        self.rule.load_state_dict(online["rule"])
+        self.refit_until = online["refit_until"]
+        self.last_targets = tuple(online["last_targets"])
