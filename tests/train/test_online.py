@@ -1,0 +1,89 @@
+"""Offline-to-online: return-only labels, store and chains growing, resume, the delta-y rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gac.config import OnlineConfig, apply_overrides, preset
+from gac.data.hdf5 import load_hdf5
+from gac.tasks import get_task
+from gac.train.online import DeltaYRule, OnlineRun
+from gac.train.offline import Trainer
+
+TINY = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "train.batch_size=8",
+        "train.window=8", "train.warmup_steps=1", "train.steps=4", "train.log_every=2",
+        "train.checkpoint_every=2", "online.env_steps=1200", "online.stages=2",
+        "online.updates_per_stage=4", "online.eval_episodes=2", "online.n_envs=2",
+        "online.explore_steps=3", "inference.n_starts=2", "inference.n_steps=2"]
+
+
+def make_run(path, run_dir, extra=()):
+    cfg = apply_overrides(preset("pointmaze-umaze"), [*TINY, *extra])
+    trainer = Trainer(cfg, load_hdf5(path), run_dir, return_scale=100.0)
+    ref = (0.0, 100.0)
+    return OnlineRun(trainer, get_task("pointmaze-umaze"), run_dir, ref)
+
+
+def test_stages_collect_return_only_episodes_and_grow_chains(tiny_maze_path, tmp_path):
+    run = make_run(tiny_maze_path, tmp_path / "run")
+    n0 = run.trainer.store.num_episodes
+    records = run.run(progress=False, log=lambda *_: None)
+    store = run.trainer.store
+    assert [r["stage"] for r in records] == [0, 1, 2]
+    # 1200 steps over 2 stages of 300-step episodes: 2 episodes per stage.
+    assert store.num_episodes == n0 + 4
+    assert len(run.trainer.chains) == store.num_episodes
+    assert records[-1]["env_steps"] == 1200
+    online_rewards = store.rewards[store.starts[n0]:]
+    assert np.isnan(online_rewards).all()  # no step reward was ever recorded online
+    for i in range(n0, store.num_episodes):
+        assert store.episode(i).rewards is None
+        assert len(store.episode(i)) == 300
+    assert run.trainer.step == 2 * 4  # two refits of 4 updates (no offline updates here)
+
+
+def test_killed_mid_stage_resumes_without_losing_episodes(tiny_maze_path, tmp_path):
+    full = make_run(tiny_maze_path, tmp_path / "full")
+    full.run(progress=False, log=lambda *_: None)
+
+    part = make_run(tiny_maze_path, tmp_path / "part")
+    part.records.append({"stage": 0, "env_steps": 0, **part.evaluate()})
+    part.add(part.collect_group())  # one group of stage 1 collected, then "killed"
+    part.save()
+    collected = part.trainer.store.num_episodes
+    del part
+
+    resumed = make_run(tiny_maze_path, tmp_path / "part")
+    resumed.load(tmp_path / "part" / "checkpoint.pt")
+    assert resumed.trainer.store.num_episodes == collected
+    assert resumed.stage_steps == 600 and resumed.phase == "collect"
+    resumed.run(progress=False, log=lambda *_: None)
+    assert resumed.trainer.store.num_episodes == full.trainer.store.num_episodes
+    np.testing.assert_array_equal(resumed.trainer.store.returns, full.trainer.store.returns)
+    assert torch.equal(resumed.trainer.chains.z, full.trainer.chains.z)
+    for a, b in zip(resumed.trainer.model.parameters(), full.trainer.model.parameters(),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
+def test_no_exploration_uses_exploitation_plans(tiny_maze_path, tmp_path):
+    run = make_run(tiny_maze_path, tmp_path / "run", ["online.exploration=false"])
+    run.records.append({"stage": 0, "env_steps": 0, "score": 0.0})
+    run.collect_group()
+    assert run.stage_explore == []
+
+
+def test_automatic_delta_y_moves_in_the_right_direction():
+    rule = DeltaYRule(OnlineConfig(kappa_init=1.0, kappa_factor=2.0, target_success=0.2))
+    pool = np.array([0.0, 10.0])  # std 5
+    assert rule.delta(pool) == pytest.approx(5.0)
+    rule.update(np.array([12.0, 15.0, 11.0]), y_ref=10.0)  # everyone beat y_ref: be bolder
+    assert rule.kappa == 2.0 and rule.delta(pool) == pytest.approx(10.0)
+    rule.update(np.array([1.0, 2.0, 3.0, 4.0]), y_ref=10.0)  # nobody did: less optimism
+    rule.update(np.array([1.0, 2.0, 3.0, 12.0, 4.0, 5.0]), y_ref=10.0)  # 1/6 < 1/5
+    assert rule.kappa == 0.5
+    fixed = DeltaYRule(OnlineConfig(delta_y=7.0))
+    fixed.update(np.array([100.0]), y_ref=1.0)
+    assert fixed.delta(pool) == 7.0
