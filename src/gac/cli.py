@@ -42,6 +42,8 @@ def data_make(
     steps: Annotated[int | None, typer.Option(help="Transitions to generate (default: per task).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generator and the environment.")] = 0,
     noise: Annotated[float, typer.Option(help="Std of the Gaussian action noise.")] = 0.5,
+    dwell: Annotated[int, typer.Option(
+        help="Steps the controller holds a reached goal before the next (D4RL: 0).")] = 25,
     out: Annotated[Path | None, typer.Option(help="Output HDF5 path (default: the cache folder).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
     reference_episodes: Annotated[int, typer.Option(
@@ -54,8 +56,8 @@ def data_make(
     t0 = time.time()
     try:
         path = make_dataset(task, steps=steps, seed=seed, out=out, overwrite=overwrite, noise=noise,
-                            reference_episodes=reference_episodes)
-    except (KeyError, FileExistsError) as exc:
+                            reference_episodes=reference_episodes, dwell=dwell)
+    except (KeyError, FileExistsError, ValueError) as exc:
         _fail(str(exc).strip("'\""))
         return
     typer.echo(f"wrote {path} in {time.time() - t0:.1f}s")
@@ -108,7 +110,11 @@ def _print_info(store, path: Path) -> None:
         lo, hi = meta["ref_min_score"], meta["ref_max_score"]
         typer.echo(f"references   R_random {lo:.2f}   R_expert {hi:.2f}   "
                    f"(evaluation task, {meta.get('ref_episodes', '?')} episodes each)")
-        if meta.get("horizon") and s["length_mean"] >= 0.9 * meta["horizon"]:
+        if "behavior_return" in meta:
+            b = meta["behavior_return"]
+            typer.echo(f"behaviour    return {b:.2f} on the evaluation task = normalised "
+                       f"{normalized_score(b, lo, hi):.1f} (the data-collecting policy)")
+        elif meta.get("horizon") and s["length_mean"] >= 0.9 * meta["horizon"]:
             typer.echo(f"normalised   dataset mean {normalized_score(s['return_mean'], lo, hi):.1f}")
 
 

@@ -14,5 +14,10 @@ def cache_dir() -> Path:
     return Path(base) / "gac"
 
 
+# Bumped whenever the dataset generators change what a (task, steps, seed) produces, so that a
+# cached file from an older generator is never mistaken for the current one.
+GENERATOR_VERSION = 2
+
+
 def dataset_path(task: str, steps: int, seed: int) -> Path:
-    return cache_dir() / "datasets" / f"{task}-{steps}-s{seed}.hdf5"
+    return cache_dir() / "datasets" / f"{task}-{steps}-s{seed}-g{GENERATOR_VERSION}.hdf5"

@@ -66,11 +66,19 @@ def test_generated_stream_structure(tiny_maze_path):
     dist = np.linalg.norm(pos[1:] - goals[:-1], axis=1)
     clear = np.abs(dist - GOAL_RADIUS) > 1e-4
     np.testing.assert_array_equal(store.rewards[:-1][clear], (dist <= GOAL_RADIUS)[clear])
-    # A segment ends when its goal is reached (D4RL's 0.1) or at the horizon.
-    ends = np.flatnonzero(store.timeouts)[:-1]
-    reached = np.linalg.norm(pos[ends + 1] - goals[ends], axis=1) < 0.1 + 1e-4
-    at_horizon = store.lengths[:-1] == task.horizon
-    assert np.all(reached | at_horizon) and reached.mean() > 0.5
+    # A segment ends `dwell` steps after its goal is first reached (within D4RL's 0.1), or at
+    # the horizon; with dwell 0 this is D4RL's rule.
+    dwell = meta["dwell"]
+    ended_by_goal = 0
+    for a, length in zip(store.starts[:-1], store.lengths[:-1], strict=True):
+        dist_after = np.linalg.norm(pos[a + 1:a + length + 1] - goals[a], axis=1)
+        first = np.flatnonzero(dist_after < 0.1)
+        if len(first) and first[0] + dwell < task.horizon:
+            assert first[0] + dwell == length - 1
+            ended_by_goal += 1
+        else:
+            assert length == task.horizon
+    assert ended_by_goal > 0.5 * (store.num_episodes - 1)
     np.testing.assert_allclose(store.returns, np.add.reduceat(store.rewards.astype(np.float64),
                                                               store.starts))
 
@@ -104,3 +112,15 @@ def test_resolve_dataset_reads_paths_and_reports_missing_files(tiny_maze_path, t
 
     with pytest.raises(DataError, match="no such file"):
         resolve_dataset(str(tmp_path / "missing.hdf5"))
+
+
+def test_dwell_zero_switches_goal_on_arrival_like_d4rl():
+    cfg = MazeDataConfig(steps=3000, seed=0, reference_episodes=0, dwell=0)
+    store, goals = generate_maze_dataset(get_task("pointmaze-umaze"), cfg, progress=False)
+    pos = store.observations[:, :2]
+    held = generate(0, steps=3000)[0]
+    assert store.lengths.mean() < held.lengths.mean()  # holding makes segments longer
+    for a, length in zip(store.starts[:-1], store.lengths[:-1], strict=True):
+        dist_after = np.linalg.norm(pos[a + 1:a + length + 1] - goals[a], axis=1)
+        first = np.flatnonzero(dist_after < 0.1)
+        assert (len(first) and first[0] == length - 1) or length == 300

@@ -9,8 +9,8 @@ import torch
 from gac.config import OnlineConfig, apply_overrides, preset
 from gac.data.hdf5 import load_hdf5
 from gac.tasks import get_task
-from gac.train.online import DeltaYRule, OnlineRun
 from gac.train.offline import Trainer
+from gac.train.online import DeltaYRule, OnlineRun
 
 TINY = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "train.batch_size=8",
         "train.window=8", "train.warmup_steps=1", "train.steps=4", "train.log_every=2",

@@ -15,11 +15,11 @@ MINARI_PREFIX = "minari:"
 
 def make_dataset(task_name: str, steps: int | None = None, seed: int = 0, out: str | Path | None = None,
                  overwrite: bool = False, noise: float = 0.5, reference_episodes: int = 100,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, dwell: int = MazeDataConfig.dwell) -> Path:
     """Generate a task's dataset and write it (default: the cache folder). Returns its path."""
     task = get_task(task_name)
     steps = task.default_steps if steps is None else steps  # an explicit 0 is an error, not "default"
-    cfg = MazeDataConfig(steps=steps, seed=seed, noise=noise,
+    cfg = MazeDataConfig(steps=steps, seed=seed, noise=noise, dwell=dwell,
                          reference_episodes=reference_episodes)
     cfg.check()
     path = Path(out) if out else dataset_path(task_name, steps, seed)

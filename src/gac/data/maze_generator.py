@@ -32,6 +32,10 @@ class MazeDataConfig:
     noise: float = 0.5  # std of Gaussian action noise (D4RL's --noisy used 0.5)
     goal_noise: float = 0.1  # goals are cell centres + U(-0.1, 0.1), as in D4RL's set_target
     reach_radius: float = 0.1  # a goal counts as reached within this distance (D4RL: 0.1)
+    # Steps the controller keeps holding a reached goal before the next one (D4RL: 0). The
+    # evaluation rewards every step spent at the goal, and a policy can only learn to hold
+    # there from data that show it.
+    dwell: int = 25
     seed: int = 0
     reference_episodes: int = 100
 
@@ -41,6 +45,8 @@ class MazeDataConfig:
         if self.noise < 0 or self.goal_noise < 0 or self.reach_radius <= 0:
             raise ValueError(f"noise and goal_noise must be >= 0 and reach_radius > 0, got "
                              f"{self.noise}, {self.goal_noise}, {self.reach_radius}")
+        if self.dwell < 0:
+            raise ValueError(f"dwell must be >= 0, got {self.dwell}")
         if self.reference_episodes < 0:
             raise ValueError(f"reference_episodes must be >= 0, got {self.reference_episodes}")
 
@@ -126,6 +132,7 @@ def generate_maze_dataset(task: MazeTask, cfg: MazeDataConfig, progress: bool = 
     o = env.observation()
     radius, horizon = cfg.reach_radius, task.horizon
     segment = 0
+    holding = -1  # steps left at a reached goal; -1 while still driving to it
     bar = tqdm(total=n, desc=f"generating {task.name}", unit="step", disable=not progress,
                mininterval=0.5)
     # Hot loop: plain floats and one env.step per row (see FastWaypointPolicy).
@@ -140,9 +147,14 @@ def generate_maze_dataset(task: MazeTask, cfg: MazeDataConfig, progress: bool = 
         x, y = env.position.tolist()
         vx, vy = env.velocity.tolist()
         segment += 1
-        if math.sqrt((x - gx) ** 2 + (y - gy) ** 2) < radius or segment >= horizon:
+        if holding < 0 and math.sqrt((x - gx) ** 2 + (y - gy) ** 2) < radius:
+            holding = cfg.dwell
+        else:
+            holding -= holding > 0
+        if holding == 0 or segment >= horizon:
             timeouts[i] = True
             segment = 0
+            holding = -1
             if i + 1 < n:
                 gx, gy, table = new_goal(i + 1)
                 o = env.observation()  # the goal is part of the observation
@@ -169,6 +181,7 @@ def generate_maze_dataset(task: MazeTask, cfg: MazeDataConfig, progress: bool = 
             "generator": "gac.data.maze_generator (waypoint controller, D4RL recipe)",
             "seed": cfg.seed,
             "noise": cfg.noise,
+            "dwell": cfg.dwell,
             "env_id": task.spec.env_id,
             "obs_layout": "x,y,vx,vy,gx,gy" if task.goal_in_obs else "x,y,vx,vy",
             "horizon": task.horizon,
@@ -180,7 +193,9 @@ def generate_maze_dataset(task: MazeTask, cfg: MazeDataConfig, progress: bool = 
     if cfg.reference_episodes > 0:
         r_random, r_expert = measure_references(task, cfg.reference_episodes, seed=cfg.seed + 1)
         store.metadata.update(ref_min_score=r_random, ref_max_score=r_expert,
-                              ref_episodes=cfg.reference_episodes)
+                              ref_episodes=cfg.reference_episodes,
+                              behavior_return=measure_behaviour(task, cfg.reference_episodes,
+                                                                cfg.noise, seed=cfg.seed + 2))
     return store, goals
 
 
@@ -210,3 +225,18 @@ def measure_references(task: MazeTask, episodes: int, seed: int = 1) -> tuple[fl
                         for k in range(episodes)])
     env.close()
     return float(r_random), float(r_expert)
+
+
+def measure_behaviour(task: MazeTask, episodes: int, noise: float, seed: int = 2) -> float:
+    """Mean return on the evaluation task of the policy that collected the data: the waypoint
+    controller with the same action noise (the maze analogue of a dataset's average return)."""
+    env = task.make_env()
+    controller = WaypointController(env.maze)
+    rng = np.random.default_rng(seed)
+
+    def noisy(pos: Any, vel: Any, goal: Any) -> np.ndarray:
+        return np.clip(controller(pos, vel, goal) + noise * rng.standard_normal(2), -1.0, 1.0)
+
+    mean = np.mean([rollout_policy(env, noisy, task.horizon, seed + k) for k in range(episodes)])
+    env.close()
+    return float(mean)

@@ -17,6 +17,8 @@ Differences from D4RL's ``maze2d-*-v1`` (same point-mass physics otherwise), and
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +35,9 @@ _registered = False
 def _make_point_maze(env_id: str) -> Any:
     global _registered
     if not _registered:
-        import gymnasium_robotics
+        # Its import prints a notice about Adroit reward versions, which gac does not use.
+        with contextlib.redirect_stderr(io.StringIO()):
+            import gymnasium_robotics
 
         gym.register_envs(gymnasium_robotics)
         _registered = True
