@@ -66,9 +66,12 @@ def data_make(
 
 @data_app.command("info")
 def data_info(
-    path: Annotated[Path, typer.Argument(help="An HDF5 dataset (gac or D4RL layout).")],
+    path: Annotated[Path, typer.Argument(
+        help="An HDF5 dataset (gac or D4RL layout), or minari:DATASET_ID for a local Minari dataset.")],
     hist: Annotated[Path | None, typer.Option(help="Also write a return/length histogram PNG here.")] = None,
     split: Annotated[str, typer.Option(help="auto | locomotion | maze2d | gac")] = "auto",
+    min_episode_length: Annotated[int, typer.Option(
+        help="Fail if an episode is shorter than this many steps.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Summarise a dataset: episodes, lengths, return distribution, reference returns."""
@@ -76,8 +79,14 @@ def data_info(
     from gac.data.store import DataError
 
     try:
-        store = load_hdf5(path, split=split)  # type: ignore[arg-type]
-    except DataError as exc:
+        if str(path).startswith("minari:"):
+            from gac.data.minari_io import load_minari
+
+            store = load_minari(str(path)[len("minari:"):])
+        else:
+            store = load_hdf5(path, split=split,  # type: ignore[arg-type]
+                              min_episode_length=min_episode_length)
+    except (DataError, ImportError) as exc:
         _fail(str(exc))
         return
     if as_json:
@@ -150,11 +159,12 @@ def train_cmd(
     if steps is not None:
         sets.append(f"train.steps={steps}")
     name = task or (Path(dataset).stem if dataset.endswith((".hdf5", ".h5")) else dataset)
-    run_dir = run_dir or Path("runs") / f"{name}-s{seed}"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)  # e.g. minari ids
+    run_dir = run_dir or Path("runs") / f"{safe}-s{seed}"
     try:
         trainer = make_trainer(dataset, run_dir, task=task, seed=seed, overrides=sets,
                                resume=resume)
-    except (KeyError, ValueError, FileExistsError, DataError) as exc:
+    except (KeyError, ValueError, FileExistsError, DataError, ImportError) as exc:
         _fail(str(exc).strip("'\""))
         return
     typer.echo(f"training {trainer.cfg.task}: {trainer.store.num_episodes} episodes, "

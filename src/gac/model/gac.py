@@ -118,20 +118,23 @@ class GACModel(nn.Module):
     # ---- rollouts ------------------------------------------------------------------------
     @torch.no_grad()
     def start_episode(self, z: Tensor) -> DecodeCache:
-        """A decoding cache for plans z (B, N, d): cross-attention K/V of z computed once, and
-        self-attention rings of the last 2K tokens per layer."""
+        """A decoding cache for plans z (B, N, d): cross-attention of z folded into per-episode
+        weights once, and self-attention rings of the last 2K tokens per layer."""
         return self.transformer.start(z)
 
     @torch.no_grad()
     def act(self, cache: DecodeCache, obs_t: Tensor, timestep_t: int | Tensor) -> Tensor:
         """Append the state token of the current step (raw obs (B, obs_dim)); return the action
         mean (B, act_dim). Follow with ``observe_action`` before the next ``act``."""
-        t = torch.as_tensor(timestep_t, device=obs_t.device).long().expand(obs_t.shape[0])
+        t = timestep_t  # a plain int is looked up once for the whole batch
+        if not isinstance(t, int):
+            t = torch.as_tensor(t, device=obs_t.device).long().expand(obs_t.shape[0])
         return self.transformer.decode_state(cache, self.normalise_obs(obs_t), t)
 
     @torch.no_grad()
     def observe_action(self, cache: DecodeCache, action_t: Tensor) -> None:
-        """Append the action token (B, act_dim) actually taken at the current step."""
+        """Append the action token (B, act_dim) actually taken at the current step. It is
+        embedded now and goes through the layers with the next step's state token."""
         self.transformer.decode_action(cache, action_t)
 
     @torch.no_grad()

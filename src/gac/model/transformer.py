@@ -11,7 +11,9 @@ s_<=t and a_<t but never a_t (LPT read action-token outputs, which see the actio
 
 Incremental decoding (``start`` / ``decode_state`` / ``decode_action``) keeps rotated keys and
 values in a ring buffer of 2K slots per layer, so memory is bounded however long the episode;
-RoPE uses absolute token positions, so a cached key never needs re-rotating.
+RoPE uses absolute token positions, so a cached key never needs re-rotating. To halve the
+passes through the layers per environment step, ``decode_action`` only embeds the action:
+the next ``decode_state`` runs the chunk [a_{t-1}, s_t] through every layer at once.
 """
 
 from __future__ import annotations
@@ -56,25 +58,130 @@ def band_mask(n_tokens: int, context_steps: int, device: torch.device) -> Tensor
     return (key <= query) & (key // 2 >= query // 2 - context_steps + 1)
 
 
+def rotate_half_rows(n_heads: int, head_dim: int) -> tuple[Tensor, Tensor]:
+    """Row index and sign that turn a (n_heads * head_dim)-row projection into its
+    ``rotate_half``: output row i is sign[i] * input row index[i]. Used to fold the RoPE
+    rotation into the qkv weights for decoding (a signed permutation, so exact)."""
+    half = head_dim // 2
+    within = torch.arange(head_dim)
+    index = torch.where(within < half, within + half, within - half)
+    sign = torch.where(within < half, -1.0, 1.0)
+    offsets = torch.arange(n_heads)[:, None] * head_dim
+    return (offsets + index).flatten(), sign.repeat(n_heads)
+
+
+class DecodeTables:
+    """RoPE rows and attention biases of incremental decoding, shared by all episodes of a
+    (device, dtype) so that a step only slices or looks them up.
+
+    Chunk t holds the tokens [a_{t-1}, s_t] at positions 2t-1, 2t (just [s_0] for t = 0).
+    Its attention keys are the 2K ring slots (written before the chunk) followed by the chunk's
+    own tokens; the token at position p lives in slot (p + 1) % 2K, so a chunk fills two
+    adjacent slots. Once the ring is full, the bias depends only on t mod K.
+    """
+
+    def __init__(self, context_steps: int, n_heads: int, head_dim: int,
+                 device: torch.device, dtype: torch.dtype):
+        self.context_steps, self.ring = context_steps, 2 * context_steps
+        self.n_heads, self.head_dim = n_heads, head_dim
+        self.device, self.dtype = device, dtype
+        self.cos = self.sin = torch.empty(0, 2 * n_heads * head_dim, device=device, dtype=dtype)
+        self._biases: dict[int, Tensor] = {}
+
+    def rope(self, first: int, end: int) -> tuple[Tensor, Tensor]:
+        """cos and sin rows (end - first, 2d) for positions first..end-1, laid out to
+        multiply queries and keys side by side [q heads | k heads]."""
+        if end > self.cos.shape[0]:  # grow geometrically; rows of old positions don't change
+            positions = torch.arange(2 * end, device=self.device)
+            cos, sin = rope_tables(positions, self.head_dim, self.dtype)
+            self.cos, self.sin = cos.repeat(1, 2 * self.n_heads), sin.repeat(1, 2 * self.n_heads)
+        return self.cos[first:end], self.sin[first:end]
+
+    def bias(self, step: int) -> Tensor:
+        """Additive attention bias (T, 2K + T) of chunk ``step``: 0 where allowed, -inf not."""
+        k = self.context_steps
+        key = step if step <= k else k + 1 + (step - k - 1) % k  # periodic once the ring is full
+        if key not in self._biases:
+            self._biases[key] = self._build_bias(key)
+        return self._biases[key]
+
+    def _build_bias(self, step: int) -> Tensor:
+        newest = 2 * step - 2  # newest position already in the ring
+        slots = torch.arange(self.ring)
+        ring_pos = newest - (newest - (slots - 1)) % self.ring  # < 0: slot still empty
+        chunk_pos = torch.arange(max(2 * step - 1, 0), 2 * step + 1)
+        query, key = chunk_pos[:, None], torch.cat([ring_pos, chunk_pos])[None, :]
+        allowed = (key >= 0) & (key <= query) & (key // 2 >= query // 2 - self.context_steps + 1)
+        bias = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill(~allowed, -math.inf)
+        return bias.to(self.device)
+
+
+@dataclass
+class LayerDecode:
+    """Weights of one block folded for decoding, derived once per episode in ``start``."""
+
+    qkv_weight: Tensor  # (5d, d): rows of q, k, v, rotate_half(q), rotate_half(k)
+    qkv_bias: Tensor  # (5d,)
+    cross_keys: Tensor  # (B, d, H*N): cross-attention scores = ln2(x) @ cross_keys + cross_bias
+    cross_bias: Tensor  # (B, 1, H*N)
+    cross_values: Tensor  # (B, H*N, d): softmax(scores) @ cross_values + b is the projected output
+
+
 @dataclass
 class DecodeCache:
     """State of batched incremental decoding for one episode (all B environments in lockstep).
 
-    ``keys``/``values`` hold the rotated self-attention keys and values of the last 2K tokens
-    of every layer in a ring: token at absolute position p lives in slot p % 2K.
+    ``kv`` holds, per layer, the rotated self-attention keys and values side by side of the
+    last 2K tokens that went through the layers, in a ring: position p lives in slot
+    (p + 1) % 2K. The action token of the current step waits in ``pending_action`` until the
+    next step's state token arrives, and both then go through the layers as one chunk.
     """
 
-    latent_kv: list[tuple[Tensor, Tensor]]  # per layer: cross-attention K, V of z (B, H, N, hd)
-    keys: Tensor  # (n_layers, B, H, 2K, head_dim)
-    values: Tensor  # (n_layers, B, H, 2K, head_dim)
-    slot_pos: Tensor  # (2K,) long: absolute token position held by each slot, -1 when empty
-    n_tokens: int = 0  # tokens appended so far = absolute position of the next token
-    step_embedding: Tensor | None = None  # timestep embedding of the current step (B, d)
+    layers: list[LayerDecode]
+    kv: Tensor  # (n_layers, B, 2K, 2d): [keys | values], heads side by side
+    tables: DecodeTables
+    n_heads: int
+    step: int = 0  # environment step of the next state token
+    awaiting_action: bool = False  # decode_state ran for ``step - 1``; decode_action is next
+    step_embedding: Tensor | None = None  # timestep embedding of the last state token (B, d)
+    pending_action: Tensor | None = None  # embedded action token of step ``step - 1`` (B, d)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        return x.unflatten(-1, (self.n_heads, -1)).transpose(2, 3)
 
     @property
-    def step(self) -> int:
-        """The environment step of the next token."""
-        return self.n_tokens // 2
+    def keys(self) -> Tensor:
+        """View (n_layers, B, H, 2K, head_dim) of the cached rotated keys."""
+        return self._heads(self.kv[..., : self.kv.shape[-1] // 2])
+
+    @property
+    def values(self) -> Tensor:
+        """View (n_layers, B, H, 2K, head_dim) of the cached values."""
+        return self._heads(self.kv[..., self.kv.shape[-1] // 2:])
+
+
+def _layer_norm(ln: nn.LayerNorm, x: Tensor) -> Tensor:
+    # The functional form skips nn.Module call overhead, which dominates at decoding sizes.
+    return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+
+
+def _linear(lin: nn.Linear, x: Tensor) -> Tensor:
+    return F.linear(x, lin.weight, lin.bias)
+
+
+def _ring_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, n_heads: int) -> Tensor:
+    """q (B, T, d), k and v (B, S, d) with heads side by side, bias (T, S) -> (B, T, d)."""
+    scale = (q.shape[-1] // n_heads) ** -0.5
+    if n_heads == 1:  # plain batched matmuls beat SDPA's dispatch at a handful of keys
+        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)
+        return torch.bmm(scores.softmax(-1), v)
+    b, t, d = q.shape
+
+    def split(x: Tensor) -> Tensor:
+        return x.unflatten(-1, (n_heads, -1)).transpose(1, 2)
+
+    y = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=bias)
+    return y.transpose(1, 2).reshape(b, t, d)
 
 
 class SelfAttention(nn.Module):
@@ -98,13 +205,32 @@ class SelfAttention(nn.Module):
         # SDPA's default scale is 1/sqrt(head_dim); no dropout, so the fused kernels stay usable.
         return self._out(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
 
-    def step(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor,
-             k_cache: Tensor, v_cache: Tensor, slot: int) -> Tensor:
-        """One new token x (B, 1, d): write its K/V into ``slot`` of the ring, attend to the ring."""
-        q, k, v = self._qkv(x, cos, sin)
-        k_cache[:, :, slot] = k[:, :, 0]
-        v_cache[:, :, slot] = v[:, :, 0]
-        return self._out(F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask))
+    def rope_qkv(self) -> tuple[Tensor, Tensor]:
+        """qkv weight and bias extended with rotate_half(q) and rotate_half(k) rows, so one
+        matmul gives all that RoPE needs: rope(x) = x * cos + rotate_half(x) * sin."""
+        d = self.proj.in_features
+        index, sign = rotate_half_rows(self.n_heads, d // self.n_heads)
+        index, sign = index.to(self.qkv.weight.device), sign.to(self.qkv.weight)
+        w, b = self.qkv.weight, self.qkv.bias
+        rot_w = torch.cat([w[:d][index], w[d:2 * d][index]]) * sign.repeat(2)[:, None]
+        rot_b = torch.cat([b[:d][index], b[d:2 * d][index]]) * sign.repeat(2)
+        return torch.cat([w, rot_w]), torch.cat([b, rot_b])
+
+    def decode(self, x: Tensor, layer: LayerDecode, ring: Tensor, slot: int, bias: Tensor,
+               cos: Tensor, sin: Tensor, last_only: bool) -> Tensor:
+        """Chunk x (B, T, d) at consecutive positions: attend to the ring and causally within
+        the chunk, then store the chunk's K/V in ``slot``.. of ``ring`` (B, 2K, 2d).
+        Returns (B, T, d), or only the last row (B, 1, d) when ``last_only``."""
+        t, d = x.shape[1], x.shape[2]
+        out = F.linear(x, layer.qkv_weight, layer.qkv_bias)  # (B, T, 5d)
+        out[..., : 2 * d].mul_(cos).addcmul_(out[..., 3 * d:], sin)  # RoPE on q and k in place
+        q, new_kv = out[..., :d], out[..., d: 3 * d]
+        kv = torch.cat([ring, new_kv], dim=1)  # the chunk may need the keys it overwrites
+        ring[:, slot: slot + t] = new_kv
+        if last_only:
+            q, bias = q[:, -1:], bias[-1:]
+        y = _ring_attention(q, kv[..., :d], kv[..., d:], bias, self.n_heads)
+        return _linear(self.proj, y)
 
 
 class CrossAttention(nn.Module):
@@ -131,6 +257,29 @@ class CrossAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v)
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
+    def fold(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """For fixed z, fold the query and output projections into z's keys and values:
+        scores_h = (x W_qh^T + b_qh) k_h^T / sqrt(hd) = x (W_qh^T k_h^T / sqrt(hd)) + b_qh k_h^T
+        / sqrt(hd) and out = sum_h p_h v_h W_ph^T + b_p. Returns cross_keys (B, d, H*N),
+        cross_bias (B, 1, H*N) and cross_values (B, H*N, d)."""
+        k, v = self.latent_kv(z)  # (B, H, N, hd)
+        b, h, n, hd = k.shape
+        scale = hd**-0.5
+        w_q = self.q.weight.view(h, hd, -1)  # (H, hd, d)
+        keys = torch.einsum("hjd,bhnj->bdhn", w_q, k).reshape(b, -1, h * n) * scale
+        bias = torch.einsum("hj,bhnj->bhn", self.q.bias.view(h, hd), k).reshape(b, 1, h * n)
+        values = torch.einsum("bhnj,dhj->bhnd", v, self.proj.weight.view(-1, h, hd))
+        return keys, bias * scale, values.reshape(b, h * n, -1)
+
+    def decode(self, x: Tensor, layer: LayerDecode) -> Tensor:
+        """Cross-attention of x (B, T, d), already LayerNormed, with the folded weights."""
+        scores = torch.baddbmm(layer.cross_bias, x, layer.cross_keys)  # (B, T, H*N)
+        if self.n_heads == 1:
+            weights = scores.softmax(-1)
+        else:
+            weights = scores.unflatten(-1, (self.n_heads, -1)).softmax(-1).flatten(2)
+        return torch.baddbmm(self.proj.bias, weights, layer.cross_values)
+
 
 class Block(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float):
@@ -154,10 +303,23 @@ class Block(nn.Module):
         x = x + self.drop(self.attn(self.ln1(x), cos, sin, mask))
         return self._rest(x, zk, zv)
 
-    def step(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, zk: Tensor, zv: Tensor,
-             k_cache: Tensor, v_cache: Tensor, slot: int) -> Tensor:
-        x = x + self.drop(self.attn.step(self.ln1(x), cos, sin, mask, k_cache, v_cache, slot))
-        return self._rest(x, zk, zv)
+    def decode_params(self, z: Tensor) -> LayerDecode:
+        return LayerDecode(*self.attn.rope_qkv(), *self.cross.fold(z))
+
+    def _dropout(self, x: Tensor) -> Tensor:
+        return self.drop(x) if self.training else x  # skip the call in eval mode
+
+    def decode(self, x: Tensor, layer: LayerDecode, ring: Tensor, slot: int, bias: Tensor,
+               cos: Tensor, sin: Tensor, last_only: bool) -> Tensor:
+        """``forward`` for a chunk x (B, T, d) of new tokens against the cached ring; with
+        ``last_only`` only the last token's output is computed (its K/V still all are)."""
+        y = self.attn.decode(_layer_norm(self.ln1, x), layer, ring, slot, bias, cos, sin,
+                             last_only)
+        x = (x[:, -1:] if last_only else x) + self._dropout(y)
+        x = x + self._dropout(self.cross.decode(_layer_norm(self.ln2, x), layer))
+        up, act, down = self.mlp
+        h = F.gelu(_linear(up, _layer_norm(self.ln3, x)), approximate=act.approximate)
+        return x + self._dropout(_linear(down, h))
 
 
 class TrajectoryTransformer(nn.Module):
@@ -179,6 +341,7 @@ class TrajectoryTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(d)
         self.action_head = nn.Linear(d, cfg.act_dim)
         self._tables: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}  # (T, device, dtype) -> mask, cos, sin
+        self._decode_tables: dict[tuple[torch.device, torch.dtype], DecodeTables] = {}
         self.apply(self._init_weights)
         for block in self.blocks:  # GPT-2: shrink residual projections with depth
             for proj in (block.attn.proj, block.cross.proj, block.mlp[-1]):
@@ -192,10 +355,13 @@ class TrajectoryTransformer(nn.Module):
             nn.init.zeros_(module.bias)
 
     # ---- shared pieces -------------------------------------------------------------------
-    def step_embedding(self, timesteps: Tensor) -> Tensor | None:
-        """Learned embedding of environment timesteps (clamped into the table), or None."""
+    def step_embedding(self, timesteps: Tensor | int) -> Tensor | None:
+        """Learned embedding of environment timesteps (clamped into the table), or None.
+        An int gives one row (d,) shared by the whole batch."""
         if self.time_embed is None:
             return None
+        if isinstance(timesteps, int):
+            return self.time_embed.weight[min(max(timesteps, 0), self.max_timestep - 1)]
         return self.time_embed(timesteps.long().clamp(0, self.max_timestep - 1))
 
     def latent_kv(self, z: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -229,48 +395,62 @@ class TrajectoryTransformer(nn.Module):
 
     # ---- incremental decoding --------------------------------------------------------------
     def start(self, z: Tensor) -> DecodeCache:
-        b = z.shape[0]
-        ring = 2 * self.context_steps
-        shape = (len(self.blocks), b, self.n_heads, ring, self.head_dim)
+        """A cache for plans z (B, N, d): weights folded with z once, empty K/V rings."""
+        key = (z.device, z.dtype)
+        if key not in self._decode_tables:
+            self._decode_tables[key] = DecodeTables(
+                self.context_steps, self.n_heads, self.head_dim, z.device, z.dtype
+            )
+        shape = (len(self.blocks), z.shape[0], 2 * self.context_steps, 2 * self.d_model)
         return DecodeCache(
-            latent_kv=self.latent_kv(z),
-            keys=z.new_zeros(shape),
-            values=z.new_zeros(shape),
-            slot_pos=torch.full((ring,), -1, dtype=torch.long, device=z.device),
+            layers=[block.decode_params(z) for block in self.blocks],
+            kv=z.new_zeros(shape),
+            tables=self._decode_tables[key],
+            n_heads=self.n_heads,
         )
 
-    def _decode(self, cache: DecodeCache, token: Tensor) -> Tensor:
-        """Append one token (B, d) at position cache.n_tokens; return its final hidden (B, d)."""
-        pos = cache.n_tokens
-        ring = cache.slot_pos.shape[0]
-        slot = pos % ring
-        cache.slot_pos[slot] = pos
-        step = pos // 2
-        valid = (cache.slot_pos >= 0) & (cache.slot_pos // 2 >= step - self.context_steps + 1)
-        mask = valid.view(1, 1, 1, ring)
-        position = torch.tensor([pos], device=token.device)
-        cos, sin = rope_tables(position, self.head_dim, token.dtype)
-        x = self.drop(token)[:, None]
-        for i, (block, (zk, zv)) in enumerate(zip(self.blocks, cache.latent_kv, strict=True)):
-            x = block.step(x, cos, sin, mask, zk, zv, cache.keys[i], cache.values[i], slot)
-        cache.n_tokens += 1
-        return x[:, 0]
+    def _decode_chunk(self, cache: DecodeCache, x: Tensor) -> Tensor:
+        """Run chunk x (B, T, d) ending at the state token of step cache.step through the
+        layers; return the state token's final hidden (B, d)."""
+        end = 2 * cache.step + 1  # one past the state token's position
+        first = end - x.shape[1]
+        cos, sin = cache.tables.rope(first, end)
+        bias = cache.tables.bias(cache.step)
+        slot = (first + 1) % cache.kv.shape[2]
+        last = len(self.blocks) - 1
+        for i, (block, layer) in enumerate(zip(self.blocks, cache.layers, strict=True)):
+            # The last layer's action-token output is never read: only its K/V are needed.
+            x = block.decode(x, layer, cache.kv[i], slot, bias, cos, sin, last_only=i == last)
+        return x[:, -1]
 
-    def decode_state(self, cache: DecodeCache, obs: Tensor, timesteps: Tensor) -> Tensor:
-        """Append the state token of the current step; return the action mean (B, act_dim)."""
-        if cache.n_tokens % 2:
+    def decode_state(self, cache: DecodeCache, obs: Tensor, timesteps: Tensor | int) -> Tensor:
+        """Append the state token of the current step (with the previous step's action token
+        before it); return the action mean (B, act_dim)."""
+        if cache.awaiting_action:
             raise RuntimeError("act() called twice in a row: call observe_action() in between")
-        cache.step_embedding = self.step_embedding(timesteps)
-        token = self.state_embed(obs)
-        if cache.step_embedding is not None:
-            token = token + cache.step_embedding
-        return self.head(self._decode(cache, token))
+        step_embedding = self.step_embedding(timesteps)
+        token = _linear(self.state_embed, obs)
+        if step_embedding is not None:
+            token = token + step_embedding
+        if cache.pending_action is None:  # the first step: no action yet
+            x = token[:, None]
+        else:
+            x = torch.stack([cache.pending_action, token], dim=1)
+        if self.training:
+            x = self.drop(x)
+        hidden = self._decode_chunk(cache, x)
+        cache.step_embedding, cache.pending_action = step_embedding, None
+        cache.awaiting_action = True
+        cache.step += 1
+        return self.head(hidden)
 
     def decode_action(self, cache: DecodeCache, actions: Tensor) -> None:
-        """Append the action token of the current step (its timestep is the state token's)."""
-        if cache.n_tokens % 2 == 0:
+        """Embed the action token of the current step (its timestep is the state token's); it
+        goes through the layers with the next state token."""
+        if not cache.awaiting_action:
             raise RuntimeError("observe_action() called before act() for this step")
-        token = self.action_embed(actions.to(cache.keys.dtype))
+        token = _linear(self.action_embed, actions.to(cache.kv.dtype))
         if cache.step_embedding is not None:
             token = token + cache.step_embedding
-        self._decode(cache, token)
+        cache.pending_action = token
+        cache.awaiting_action = False
