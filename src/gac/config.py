@@ -22,6 +22,7 @@ class ModelConfig:
     context_steps: int = 32  # each token attends to tokens of the last K environment steps
     max_timestep: int = 1000  # timestep embedding table size (timesteps are clamped)
     timestep_embedding: bool = True
+    condition_on_actions: bool = True  # False: past actions are not inputs (see GACModel)
     dropout: float = 0.0  # residual/embedding dropout; attention dropout is never used
     prior: Literal["unet", "mlp", "identity"] = "unet"  # z = U(z0)
     unet_dim: int = 16
@@ -41,7 +42,11 @@ class InferenceConfig:
     n_starts: int = 16  # exploit: parallel restarts, best kept
     n_steps: int = 30  # exploit: gradient-ascent steps; guided: Langevin steps
     step_size: float = 0.3  # Langevin step s (z <- z - s^2/2 grad E + s eps); exploit lr
-    prior_weight: float = 1.0  # lambda in r(U(z0)) - lambda/2 |z0|^2
+    # exploit: "sphere" keeps plans on the prior's typical set |z0| = sqrt(dim) (no lambda to
+    # tune); "penalty" maximises r(U(z0)) - lambda/2 |z0|^2, whose optimum is pulled toward the
+    # prior's mode z0 = 0, far from where posterior samples of real trajectories lie.
+    constraint: Literal["sphere", "penalty"] = "sphere"
+    prior_weight: float = 1.0  # lambda of the "penalty" objective
     guidance: float = 1.0  # omega of LPT's exploitation-inclined posterior
     target_return: float | None = None  # guided: y* in raw units (None: dataset max)
     noise: bool = True  # guided: Langevin noise on

@@ -39,7 +39,8 @@ def objective(model, z0, s0, weight):
 
 @pytest.mark.parametrize("weight", [1.0, 0.1])
 def test_exploit_beats_its_prior_starts(model, s0, weight):
-    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, prior_weight=weight)
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, prior_weight=weight,
+                          constraint="penalty")
     z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
     assert z.shape == (B, 4, 32)
     starts = model.sample_z0(B * STARTS, torch.Generator().manual_seed(0))
@@ -55,7 +56,8 @@ def test_exploit_beats_its_prior_starts(model, s0, weight):
 
 
 def test_exploit_with_a_weak_prior_raises_predicted_return(model, s0):
-    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, prior_weight=0.1)
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, prior_weight=0.1,
+                          constraint="penalty")
     z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
     samples = model.sample_z0(B * STARTS, torch.Generator().manual_seed(1))
     prior_r = predicted(model, samples, s0.repeat_interleave(STARTS, 0)).view(B, STARTS)
@@ -63,10 +65,22 @@ def test_exploit_with_a_weak_prior_raises_predicted_return(model, s0):
 
 
 def test_exploit_uses_extra_starts(model, s0):
-    cfg = InferenceConfig(mode="exploit", n_starts=1, n_steps=0, prior_weight=1.0)
+    cfg = InferenceConfig(mode="exploit", n_starts=1, n_steps=0, prior_weight=1.0,
+                          constraint="penalty")
     good = torch.zeros(1, 4, 32)  # the prior's mode beats any sample under a strong prior
     z = plan(model, s0, cfg, torch.Generator().manual_seed(0), extra_starts=good)
     assert torch.equal(z, good.expand(B, 4, 32))
+
+
+def test_sphere_exploit_raises_predicted_return_and_stays_typical(model, s0):
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20)  # constraint="sphere"
+    z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
+    radius = z[0].numel() ** 0.5
+    torch.testing.assert_close(z.flatten(1).norm(dim=1), torch.full((B,), radius))
+    starts = model.sample_z0(B * STARTS, torch.Generator().manual_seed(0))
+    on_sphere = starts * radius / starts.flatten(1).norm(dim=1)[:, None, None]
+    prior_r = predicted(model, on_sphere, s0.repeat_interleave(STARTS, 0)).view(B, STARTS)
+    assert (predicted(model, z, s0) > prior_r.max(dim=1).values).all()
 
 
 def test_guided_moves_predicted_return_toward_target(model, s0):

@@ -11,9 +11,10 @@ K = 4  # context steps
 
 def make_model(prior: str = "mlp", **overrides) -> GACModel:
     torch.manual_seed(0)
-    cfg = ModelConfig(obs_dim=5, act_dim=3, n_latent=4, d_model=32, n_heads=2, n_layers=2,
-                      context_steps=K, max_timestep=10, prior=prior, unet_dim=8,
-                      mlp_hidden=64, return_hidden=32, dropout=0.1, **overrides)
+    shape = dict(obs_dim=5, act_dim=3, n_latent=4, d_model=32, n_heads=2, n_layers=2,
+                 context_steps=K, max_timestep=10, prior=prior, unet_dim=8,
+                 mlp_hidden=64, return_hidden=32, dropout=0.1)
+    cfg = ModelConfig(**{**shape, **overrides})
     model = GACModel(cfg)
     model.set_normalisation(torch.randn(5), torch.rand(5) + 0.5, 100.0)
     return model.eval()
@@ -70,3 +71,86 @@ def test_act_uncached_matches_action_means():
     with torch.no_grad():
         full = model.action_means(obs, actions, ts, z)
     assert torch.allclose(model.act_uncached(obs, actions, ts, z), full[:, -1], atol=1e-6)
+
+
+# ---- the chunked decoder: [a_{t-1}, s_t] go through the layers together -----------------------
+
+def rollout_gap(model: GACModel, steps: int, batch: int = 2, dtype=torch.float32,
+                int_timesteps: bool = True) -> float:
+    """Largest |cached - uncached| action mean over an episode of ``steps`` steps."""
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(3)
+    obs = torch.randn(batch, steps, cfg.obs_dim, generator=g, dtype=dtype)
+    actions = torch.rand(batch, steps, cfg.act_dim, generator=g, dtype=dtype) * 2 - 1
+    timesteps = torch.arange(steps).expand(batch, steps)
+    z = torch.randn(batch, cfg.n_latent, cfg.d_model, generator=g, dtype=dtype)
+    cache = model.start_episode(z)
+    gap = 0.0
+    for t in range(steps):
+        cached = model.act(cache, obs[:, t], t if int_timesteps else timesteps[:, t])
+        reference = model.act_uncached(obs[:, : t + 1], actions[:, :t], timesteps[:, : t + 1], z)
+        gap = max(gap, (cached - reference).abs().max().item())
+        model.observe_action(cache, actions[:, t])
+    return gap
+
+
+@pytest.mark.parametrize("n_heads", [1, 2, 4])  # one head takes the plain-matmul attention path
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_cached_matches_uncached_for_head_and_layer_counts(n_heads, n_layers):
+    model = make_model("identity", n_heads=n_heads, n_layers=n_layers)
+    # 5K steps: the ring wraps several times, and the attention bias cycles with period K.
+    assert rollout_gap(model, 5 * K + 1) < 1e-5
+
+
+@pytest.mark.parametrize("context_steps", [1, 2, 5])
+def test_cached_matches_uncached_for_band_widths(context_steps):
+    model = make_model("identity", context_steps=context_steps)
+    assert rollout_gap(model, 4 * context_steps + 3, batch=1) < 1e-5
+
+
+def test_cached_decoding_is_exact_up_to_rounding_in_float64():
+    """Float64 leaves no room for a mask or position off by one to hide in the tolerance."""
+    model = make_model("identity").double()
+    assert rollout_gap(model, 3 * K + 2, dtype=torch.float64) < 1e-12
+
+
+def test_int_and_tensor_timesteps_decode_alike():
+    model = make_model("identity")
+    assert rollout_gap(model, 12, int_timesteps=True) < 1e-5
+    assert rollout_gap(model, 12, int_timesteps=False) < 1e-5
+    z, obs = torch.randn(2, 4, 32), torch.randn(2, 5)
+    by_int = model.act(model.start_episode(z), obs, 3)
+    by_tensor = model.act(model.start_episode(z), obs, torch.tensor([3, 3]))
+    assert torch.equal(by_int, by_tensor)
+
+
+def test_observed_action_is_read_when_observed():
+    """The action token is deferred to the next step; later in-place edits must not leak in."""
+    model = make_model("identity")
+    z, obs = torch.randn(2, 4, 32), torch.randn(2, 3, 5)
+    means = []
+    for mutate in (False, True):
+        cache = model.start_episode(z)
+        action = model.act(cache, obs[:, 0], 0)
+        model.observe_action(cache, action)
+        if mutate:
+            action.fill_(0.5)
+        means.append(model.act(cache, obs[:, 1], 1))
+    assert torch.equal(means[0], means[1])
+
+
+def test_decode_memory_stays_bounded():
+    model = make_model("identity")
+    z = torch.randn(2, 4, 32)
+    cache = model.start_episode(z)
+    kv = cache.kv
+    for t in range(6 * K):
+        model.observe_action(cache, model.act(cache, torch.randn(2, 5), t))
+    assert cache.kv is kv  # updated in place, never regrown
+    assert cache.keys.shape == cache.values.shape == (2, 2, 2, 2 * K, 16)
+
+
+def test_periodic_attention_bias_matches_a_fresh_build():
+    tables = make_model().transformer.start(torch.randn(1, 4, 32)).tables
+    for step in range(4 * K):
+        assert torch.equal(tables.bias(step), tables._build_bias(step)), step

@@ -1,11 +1,16 @@
 """Choosing a latent plan z0 before (or during) an episode: one entry point, ``plan``.
 
 Modes (``InferenceConfig.mode``):
-- ``exploit``: z0* = argmax r(U(z0), s0) - (lambda/2)|z0|^2 by plain gradient ascent from
-  ``n_starts`` prior samples per state, best start kept. Plain steps (lr = ``step_size``) rather
-  than Adam: the prior term has curvature lambda, so for lambda*lr < 2 the iteration is stable
-  and scale-aware, while Adam's sign-like steps of size lr keep jittering around the optimum.
-  Each start keeps its best iterate, so the result is never worse than the prior sample.
+- ``exploit``: a plan of high predicted return r(U(z0), s0) by gradient ascent from
+  ``n_starts`` prior samples per state, best start kept; each start keeps its best iterate, so
+  the result is never worse than its prior sample. Two ways to keep the plan where the model
+  has data (``cfg.constraint``):
+  ``sphere`` (default): ascent on r alone, each step of angular length ``step_size`` along the
+  gradient and projected back onto the sphere |z0| = sqrt(dim), where nearly all of N(0, I)'s
+  mass lies (and where posterior samples of real trajectories sit);
+  ``penalty``: r - (lambda/2)|z0|^2 with plain steps (lr = ``step_size``; stable for
+  lambda*lr < 2). In high dimension its optimum is drawn toward the prior's mode z0 = 0, an
+  atypical point, unless lambda is small.
 - ``guided``: LPT's exploitation-inclined posterior, Langevin on
   1/2|z0|^2 + omega (r(U(z0), s0) - y*/scale)^2 / (2 sigma^2).
 - ``prior``: z0 ~ N(0, I).
@@ -30,20 +35,34 @@ def exploit_objective(model: GACModel, z0: Tensor, s0: Tensor | None,
 
 
 def ascend(model: GACModel, z0: Tensor, s0: Tensor | None, n_steps: int, step_size: float,
-           prior_weight: float) -> tuple[Tensor, Tensor]:
-    """Gradient ascent on ``exploit_objective`` for every start independently.
+           prior_weight: float, sphere: bool = False) -> tuple[Tensor, Tensor]:
+    """Gradient ascent on ``exploit_objective`` (``sphere``: on r alone, on the sphere
+    |z0| = sqrt(dim)) for every start independently.
 
     Returns each start's best iterate (B, N, d) and its objective (B,)."""
     z = z0.detach()
+    radius = z[0].numel() ** 0.5
+    if sphere:
+        z = z * (radius / z.flatten(1).norm(dim=1).clamp(min=1e-12))[:, None, None]
+    weight = 0.0 if sphere else prior_weight
     best_z, best = z, torch.full(z.shape[:1], -torch.inf, device=z.device, dtype=z.dtype)
     with eval_mode(model):
         for k in range(n_steps + 1):
-            neg, grad = energy_grad(lambda x: -exploit_objective(model, x, s0, prior_weight), z)
+            neg, grad = energy_grad(lambda x: -exploit_objective(model, x, s0, weight), z)
             objective = -neg
             better = objective > best
             best = torch.where(better, objective, best)
             best_z = torch.where(better[:, None, None], z, best_z)
-            if k < n_steps:
+            if k == n_steps:
+                break
+            if sphere:
+                # Step along the gradient's tangential part by an angle ~ step_size, renormalise.
+                g = -grad
+                g = g - (g * z).flatten(1).sum(1)[:, None, None] * z / radius**2
+                g = g / g.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None]
+                z = z + step_size * radius * g
+                z = z * (radius / z.flatten(1).norm(dim=1))[:, None, None]
+            else:
                 z = z - step_size * grad
     return best_z, best
 
@@ -111,7 +130,7 @@ def plan(
             n = starts.shape[1]
         z, objective = ascend(model, starts.reshape(b * n, *model.latent_shape),
                               s0.repeat_interleave(n, dim=0), cfg.n_steps, cfg.step_size,
-                              cfg.prior_weight)
+                              cfg.prior_weight, sphere=cfg.constraint == "sphere")
         best = objective.view(b, n).argmax(dim=1)
         return z.view(b, n, *model.latent_shape)[torch.arange(b, device=z.device), best]
     raise ValueError(f"unknown inference mode {cfg.mode!r}; expected exploit, guided or prior")

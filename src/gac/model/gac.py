@@ -92,7 +92,13 @@ class GACModel(nn.Module):
     def action_means(self, obs: Tensor, actions: Tensor, timesteps: Tensor, z: Tensor) -> Tensor:
         """Raw obs (B, L, obs_dim), actions (B, L, act_dim), timesteps (B, L), z (B, N, d)
         -> (B, L, act_dim): index t predicts actions[:, t] from the state token of step t."""
-        return self.transformer(self.normalise_obs(obs), actions, timesteps, z)
+        return self.transformer(self.normalise_obs(obs), self._action_input(actions), timesteps, z)
+
+    def _action_input(self, actions: Tensor) -> Tensor:
+        # Without action conditioning the action tokens carry no content (only their position
+        # and timestep): a policy fed its own past actions can learn to copy them (the
+        # "copycat" failure of behaviour cloning), which noisy demonstrations invite.
+        return actions if self.cfg.condition_on_actions else torch.zeros_like(actions)
 
     def predict_return(self, z: Tensor, s0: Tensor | None) -> Tensor:
         """r(z[, s0]) in scaled return units, (B,). s0 is the raw initial observation."""
@@ -135,7 +141,7 @@ class GACModel(nn.Module):
     def observe_action(self, cache: DecodeCache, action_t: Tensor) -> None:
         """Append the action token (B, act_dim) actually taken at the current step. It is
         embedded now and goes through the layers with the next step's state token."""
-        self.transformer.decode_action(cache, action_t)
+        self.transformer.decode_action(cache, self._action_input(action_t))
 
     @torch.no_grad()
     def act_uncached(self, obs_hist: Tensor, act_hist: Tensor, timesteps_hist: Tensor,

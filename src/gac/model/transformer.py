@@ -11,9 +11,10 @@ s_<=t and a_<t but never a_t (LPT read action-token outputs, which see the actio
 
 Incremental decoding (``start`` / ``decode_state`` / ``decode_action``) keeps rotated keys and
 values in a ring buffer of 2K slots per layer, so memory is bounded however long the episode;
-RoPE uses absolute token positions, so a cached key never needs re-rotating. To halve the
-passes through the layers per environment step, ``decode_action`` only embeds the action:
-the next ``decode_state`` runs the chunk [a_{t-1}, s_t] through every layer at once.
+RoPE uses absolute token positions, so a cached key never needs re-rotating. Decoding cost is
+per-op overhead more than FLOPs, so each environment step makes one pass through the layers:
+``decode_action`` only embeds the action, and the next ``decode_state`` runs the chunk
+[a_{t-1}, s_t] through every layer at once (in the last layer only s_t's output is computed).
 """
 
 from __future__ import annotations
@@ -58,26 +59,14 @@ def band_mask(n_tokens: int, context_steps: int, device: torch.device) -> Tensor
     return (key <= query) & (key // 2 >= query // 2 - context_steps + 1)
 
 
-def rotate_half_rows(n_heads: int, head_dim: int) -> tuple[Tensor, Tensor]:
-    """Row index and sign that turn a (n_heads * head_dim)-row projection into its
-    ``rotate_half``: output row i is sign[i] * input row index[i]. Used to fold the RoPE
-    rotation into the qkv weights for decoding (a signed permutation, so exact)."""
-    half = head_dim // 2
-    within = torch.arange(head_dim)
-    index = torch.where(within < half, within + half, within - half)
-    sign = torch.where(within < half, -1.0, 1.0)
-    offsets = torch.arange(n_heads)[:, None] * head_dim
-    return (offsets + index).flatten(), sign.repeat(n_heads)
-
-
 class DecodeTables:
     """RoPE rows and attention biases of incremental decoding, shared by all episodes of a
     (device, dtype) so that a step only slices or looks them up.
 
     Chunk t holds the tokens [a_{t-1}, s_t] at positions 2t-1, 2t (just [s_0] for t = 0).
-    Its attention keys are the 2K ring slots (written before the chunk) followed by the chunk's
-    own tokens; the token at position p lives in slot (p + 1) % 2K, so a chunk fills two
-    adjacent slots. Once the ring is full, the bias depends only on t mod K.
+    Its attention keys are the 2K ring slots as they were before the chunk, followed by the
+    chunk's own tokens; the token at position p lives in slot (p + 1) % 2K, so a chunk fills
+    two adjacent slots. Once the ring is full, the bias depends only on t mod K.
     """
 
     def __init__(self, context_steps: int, n_heads: int, head_dim: int,
@@ -86,15 +75,19 @@ class DecodeTables:
         self.n_heads, self.head_dim = n_heads, head_dim
         self.device, self.dtype = device, dtype
         self.cos = self.sin = torch.empty(0, 2 * n_heads * head_dim, device=device, dtype=dtype)
+        half = torch.arange(head_dim, device=device) < head_dim // 2
+        self._sign = torch.where(half, -1.0, 1.0).to(dtype)  # rotate_half negates the first half
         self._biases: dict[int, Tensor] = {}
 
     def rope(self, first: int, end: int) -> tuple[Tensor, Tensor]:
-        """cos and sin rows (end - first, 2d) for positions first..end-1, laid out to
-        multiply queries and keys side by side [q heads | k heads]."""
+        """cos and signed sin rows (end - first, 2d) for positions first..end-1, laid out to
+        multiply queries and keys side by side [q heads | k heads]: RoPE is then
+        x * cos + swap_halves(x) * sin, with the sign of rotate_half already in sin."""
         if end > self.cos.shape[0]:  # grow geometrically; rows of old positions don't change
             positions = torch.arange(2 * end, device=self.device)
             cos, sin = rope_tables(positions, self.head_dim, self.dtype)
-            self.cos, self.sin = cos.repeat(1, 2 * self.n_heads), sin.repeat(1, 2 * self.n_heads)
+            heads = 2 * self.n_heads
+            self.cos, self.sin = cos.repeat(1, heads), (sin * self._sign).repeat(1, heads)
         return self.cos[first:end], self.sin[first:end]
 
     def bias(self, step: int) -> Tensor:
@@ -117,14 +110,13 @@ class DecodeTables:
 
 
 @dataclass
-class LayerDecode:
-    """Weights of one block folded for decoding, derived once per episode in ``start``."""
+class FoldedCross:
+    """One block's cross-attention to fixed plans z, folded once per episode in ``start``:
+    scores = ln2(x) @ keys + bias, output = softmax(scores) @ values + proj.bias."""
 
-    qkv_weight: Tensor  # (5d, d): rows of q, k, v, rotate_half(q), rotate_half(k)
-    qkv_bias: Tensor  # (5d,)
-    cross_keys: Tensor  # (B, d, H*N): cross-attention scores = ln2(x) @ cross_keys + cross_bias
-    cross_bias: Tensor  # (B, 1, H*N)
-    cross_values: Tensor  # (B, H*N, d): softmax(scores) @ cross_values + b is the projected output
+    keys: Tensor  # (B, d, H*N)
+    bias: Tensor  # (B, 1, H*N)
+    values: Tensor  # (B, H*N, d)
 
 
 @dataclass
@@ -133,30 +125,36 @@ class DecodeCache:
 
     ``kv`` holds, per layer, the rotated self-attention keys and values side by side of the
     last 2K tokens that went through the layers, in a ring: position p lives in slot
-    (p + 1) % 2K. The action token of the current step waits in ``pending_action`` until the
-    next step's state token arrives, and both then go through the layers as one chunk.
+    (p + 1) % 2K. Two more slots stage the current chunk, so that attention reads the ring
+    and the chunk as one tensor. The action token of the current step waits in
+    ``pending_action`` until the next step's state token arrives, and both then go through
+    the layers as one chunk.
     """
 
-    layers: list[LayerDecode]
-    kv: Tensor  # (n_layers, B, 2K, 2d): [keys | values], heads side by side
+    cross: list[FoldedCross]  # per layer
+    kv: Tensor  # (n_layers, B, 2K + 2, 2d): [keys | values], heads side by side
     tables: DecodeTables
     n_heads: int
     step: int = 0  # environment step of the next state token
     awaiting_action: bool = False  # decode_state ran for ``step - 1``; decode_action is next
-    step_embedding: Tensor | None = None  # timestep embedding of the last state token (B, d)
+    step_embedding: Tensor | None = None  # of the last state token, (B, d) or shared (d,)
     pending_action: Tensor | None = None  # embedded action token of step ``step - 1`` (B, d)
 
+    @property
+    def ring_size(self) -> int:
+        return self.kv.shape[2] - 2
+
     def _heads(self, x: Tensor) -> Tensor:
-        return x.unflatten(-1, (self.n_heads, -1)).transpose(2, 3)
+        return x[:, :, : self.ring_size].unflatten(-1, (self.n_heads, -1)).transpose(2, 3)
 
     @property
     def keys(self) -> Tensor:
-        """View (n_layers, B, H, 2K, head_dim) of the cached rotated keys."""
+        """View (n_layers, B, H, 2K, head_dim) of the ring of rotated keys."""
         return self._heads(self.kv[..., : self.kv.shape[-1] // 2])
 
     @property
     def values(self) -> Tensor:
-        """View (n_layers, B, H, 2K, head_dim) of the cached values."""
+        """View (n_layers, B, H, 2K, head_dim) of the ring of values."""
         return self._heads(self.kv[..., self.kv.shape[-1] // 2:])
 
 
@@ -205,31 +203,25 @@ class SelfAttention(nn.Module):
         # SDPA's default scale is 1/sqrt(head_dim); no dropout, so the fused kernels stay usable.
         return self._out(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
 
-    def rope_qkv(self) -> tuple[Tensor, Tensor]:
-        """qkv weight and bias extended with rotate_half(q) and rotate_half(k) rows, so one
-        matmul gives all that RoPE needs: rope(x) = x * cos + rotate_half(x) * sin."""
-        d = self.proj.in_features
-        index, sign = rotate_half_rows(self.n_heads, d // self.n_heads)
-        index, sign = index.to(self.qkv.weight.device), sign.to(self.qkv.weight)
-        w, b = self.qkv.weight, self.qkv.bias
-        rot_w = torch.cat([w[:d][index], w[d:2 * d][index]]) * sign.repeat(2)[:, None]
-        rot_b = torch.cat([b[:d][index], b[d:2 * d][index]]) * sign.repeat(2)
-        return torch.cat([w, rot_w]), torch.cat([b, rot_b])
-
-    def decode(self, x: Tensor, layer: LayerDecode, ring: Tensor, slot: int, bias: Tensor,
-               cos: Tensor, sin: Tensor, last_only: bool) -> Tensor:
+    def decode(self, x: Tensor, kv: Tensor, slot: int, bias: Tensor, cos: Tensor, sin: Tensor,
+               last_only: bool) -> Tensor:
         """Chunk x (B, T, d) at consecutive positions: attend to the ring and causally within
-        the chunk, then store the chunk's K/V in ``slot``.. of ``ring`` (B, 2K, 2d).
+        the chunk, then store the chunk's K/V in slots ``slot``.. of the ring. kv (B, R + 2, 2d)
+        is the ring of R slots and two staging slots; cos, sin from ``DecodeTables.rope``.
         Returns (B, T, d), or only the last row (B, 1, d) when ``last_only``."""
         t, d = x.shape[1], x.shape[2]
-        out = F.linear(x, layer.qkv_weight, layer.qkv_bias)  # (B, T, 5d)
-        out[..., : 2 * d].mul_(cos).addcmul_(out[..., 3 * d:], sin)  # RoPE on q and k in place
-        q, new_kv = out[..., :d], out[..., d: 3 * d]
-        kv = torch.cat([ring, new_kv], dim=1)  # the chunk may need the keys it overwrites
-        ring[:, slot: slot + t] = new_kv
+        ring = kv.shape[1] - 2
+        qkv = _linear(self.qkv, x)  # (B, T, 3d)
+        qk = qkv[..., : 2 * d]
+        swapped = qk.unflatten(-1, (2 * self.n_heads, 2, -1)).flip(-2).flatten(2)
+        qk.mul_(cos).addcmul_(swapped, sin)  # RoPE on q and k, in place
+        q, new_kv = qkv[..., :d], qkv[..., d:]
+        kv[:, ring: ring + t] = new_kv  # stage: the chunk may need the ring slots it overwrites
         if last_only:
             q, bias = q[:, -1:], bias[-1:]
-        y = _ring_attention(q, kv[..., :d], kv[..., d:], bias, self.n_heads)
+        keys = kv[:, : ring + t]
+        y = _ring_attention(q, keys[..., :d], keys[..., d:], bias, self.n_heads)
+        kv[:, slot: slot + t] = new_kv
         return _linear(self.proj, y)
 
 
@@ -257,11 +249,11 @@ class CrossAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v)
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
-    def fold(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def fold(self, z: Tensor) -> FoldedCross:
         """For fixed z, fold the query and output projections into z's keys and values:
         scores_h = (x W_qh^T + b_qh) k_h^T / sqrt(hd) = x (W_qh^T k_h^T / sqrt(hd)) + b_qh k_h^T
-        / sqrt(hd) and out = sum_h p_h v_h W_ph^T + b_p. Returns cross_keys (B, d, H*N),
-        cross_bias (B, 1, H*N) and cross_values (B, H*N, d)."""
+        / sqrt(hd) and out = sum_h p_h v_h W_ph^T + b_p: two small matmuls per decoded token
+        instead of two d x d projections (equal up to float rounding)."""
         k, v = self.latent_kv(z)  # (B, H, N, hd)
         b, h, n, hd = k.shape
         scale = hd**-0.5
@@ -269,16 +261,16 @@ class CrossAttention(nn.Module):
         keys = torch.einsum("hjd,bhnj->bdhn", w_q, k).reshape(b, -1, h * n) * scale
         bias = torch.einsum("hj,bhnj->bhn", self.q.bias.view(h, hd), k).reshape(b, 1, h * n)
         values = torch.einsum("bhnj,dhj->bhnd", v, self.proj.weight.view(-1, h, hd))
-        return keys, bias * scale, values.reshape(b, h * n, -1)
+        return FoldedCross(keys, bias * scale, values.reshape(b, h * n, -1))
 
-    def decode(self, x: Tensor, layer: LayerDecode) -> Tensor:
+    def decode(self, x: Tensor, folded: FoldedCross) -> Tensor:
         """Cross-attention of x (B, T, d), already LayerNormed, with the folded weights."""
-        scores = torch.baddbmm(layer.cross_bias, x, layer.cross_keys)  # (B, T, H*N)
+        scores = torch.baddbmm(folded.bias, x, folded.keys)  # (B, T, H*N)
         if self.n_heads == 1:
             weights = scores.softmax(-1)
         else:
             weights = scores.unflatten(-1, (self.n_heads, -1)).softmax(-1).flatten(2)
-        return torch.baddbmm(self.proj.bias, weights, layer.cross_values)
+        return torch.baddbmm(self.proj.bias, weights, folded.values)
 
 
 class Block(nn.Module):
@@ -303,20 +295,16 @@ class Block(nn.Module):
         x = x + self.drop(self.attn(self.ln1(x), cos, sin, mask))
         return self._rest(x, zk, zv)
 
-    def decode_params(self, z: Tensor) -> LayerDecode:
-        return LayerDecode(*self.attn.rope_qkv(), *self.cross.fold(z))
-
     def _dropout(self, x: Tensor) -> Tensor:
         return self.drop(x) if self.training else x  # skip the call in eval mode
 
-    def decode(self, x: Tensor, layer: LayerDecode, ring: Tensor, slot: int, bias: Tensor,
+    def decode(self, x: Tensor, cross: FoldedCross, kv: Tensor, slot: int, bias: Tensor,
                cos: Tensor, sin: Tensor, last_only: bool) -> Tensor:
         """``forward`` for a chunk x (B, T, d) of new tokens against the cached ring; with
-        ``last_only`` only the last token's output is computed (its K/V still all are)."""
-        y = self.attn.decode(_layer_norm(self.ln1, x), layer, ring, slot, bias, cos, sin,
-                             last_only)
+        ``last_only`` only the last token's output is computed (all K/V still are)."""
+        y = self.attn.decode(_layer_norm(self.ln1, x), kv, slot, bias, cos, sin, last_only)
         x = (x[:, -1:] if last_only else x) + self._dropout(y)
-        x = x + self._dropout(self.cross.decode(_layer_norm(self.ln2, x), layer))
+        x = x + self._dropout(self.cross.decode(_layer_norm(self.ln2, x), cross))
         up, act, down = self.mlp
         h = F.gelu(_linear(up, _layer_norm(self.ln3, x)), approximate=act.approximate)
         return x + self._dropout(_linear(down, h))
@@ -395,15 +383,16 @@ class TrajectoryTransformer(nn.Module):
 
     # ---- incremental decoding --------------------------------------------------------------
     def start(self, z: Tensor) -> DecodeCache:
-        """A cache for plans z (B, N, d): weights folded with z once, empty K/V rings."""
+        """A cache for plans z (B, N, d): cross-attention folded with z once (so an episode
+        decodes with the weights it started with), empty K/V rings."""
         key = (z.device, z.dtype)
         if key not in self._decode_tables:
             self._decode_tables[key] = DecodeTables(
                 self.context_steps, self.n_heads, self.head_dim, z.device, z.dtype
             )
-        shape = (len(self.blocks), z.shape[0], 2 * self.context_steps, 2 * self.d_model)
+        shape = (len(self.blocks), z.shape[0], 2 * self.context_steps + 2, 2 * self.d_model)
         return DecodeCache(
-            layers=[block.decode_params(z) for block in self.blocks],
+            cross=[block.cross.fold(z) for block in self.blocks],
             kv=z.new_zeros(shape),
             tables=self._decode_tables[key],
             n_heads=self.n_heads,
@@ -416,11 +405,11 @@ class TrajectoryTransformer(nn.Module):
         first = end - x.shape[1]
         cos, sin = cache.tables.rope(first, end)
         bias = cache.tables.bias(cache.step)
-        slot = (first + 1) % cache.kv.shape[2]
+        slot = (first + 1) % cache.ring_size
         last = len(self.blocks) - 1
-        for i, (block, layer) in enumerate(zip(self.blocks, cache.layers, strict=True)):
+        for i, (block, cross) in enumerate(zip(self.blocks, cache.cross, strict=True)):
             # The last layer's action-token output is never read: only its K/V are needed.
-            x = block.decode(x, layer, cache.kv[i], slot, bias, cos, sin, last_only=i == last)
+            x = block.decode(x, cross, cache.kv[i], slot, bias, cos, sin, last_only=i == last)
         return x[:, -1]
 
     def decode_state(self, cache: DecodeCache, obs: Tensor, timesteps: Tensor | int) -> Tensor:
