@@ -73,7 +73,7 @@ def test_exploit_uses_extra_starts(model, s0):
 
 
 def test_sphere_exploit_raises_predicted_return_and_stays_typical(model, s0):
-    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20)  # constraint="sphere"
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, constraint="sphere")
     z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
     radius = z[0].numel() ** 0.5
     torch.testing.assert_close(z.flatten(1).norm(dim=1), torch.full((B,), radius))

@@ -5,12 +5,13 @@ Modes (``InferenceConfig.mode``):
   ``n_starts`` prior samples per state, best start kept; each start keeps its best iterate, so
   the result is never worse than its prior sample. Two ways to keep the plan where the model
   has data (``cfg.constraint``):
-  ``sphere`` (default): ascent on r alone, each step of angular length ``step_size`` along the
+  ``sphere``: ascent on r alone, each step of angular length ``step_size`` along the
   gradient and projected back onto the sphere |z0| = sqrt(dim), where nearly all of N(0, I)'s
   mass lies (and where posterior samples of real trajectories sit);
-  ``penalty``: r - (lambda/2)|z0|^2 with plain steps (lr = ``step_size``; stable for
-  lambda*lr < 2). In high dimension its optimum is drawn toward the prior's mode z0 = 0, an
-  atypical point, unless lambda is small.
+  ``penalty`` (default): r - (lambda/2)|z0|^2 with plain steps (lr = ``step_size``; stable for
+  lambda*lr < 2). In high dimension its optimum is drawn toward the prior's mode z0 = 0; in
+  practice that keeps the plan where the decoder is reliable, while the sphere lets the ascent
+  find plans that the return head over-rates.
 - ``guided``: LPT's exploitation-inclined posterior, Langevin on
   1/2|z0|^2 + omega (r(U(z0), s0) - y*/scale)^2 / (2 sigma^2).
 - ``prior``: z0 ~ N(0, I).
