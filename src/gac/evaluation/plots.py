@@ -11,13 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def return_histogram(returns: np.ndarray, lengths: np.ndarray, path: str | Path, title: str) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    axes[0].hist(returns, bins=40, color="tab:blue")
-    axes[0].set_xlabel("episode return")
-    axes[0].set_ylabel("episodes")
-    axes[1].hist(lengths, bins=40, color="tab:orange")
-    axes[1].set_xlabel("episode length")
+def _save(fig: plt.Figure, path: str | Path, title: str) -> Path:
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
@@ -25,6 +19,16 @@ def return_histogram(returns: np.ndarray, lengths: np.ndarray, path: str | Path,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def return_histogram(returns: np.ndarray, lengths: np.ndarray, path: str | Path, title: str) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].hist(returns, bins=40, color="tab:blue")
+    axes[0].set_xlabel("episode return")
+    axes[0].set_ylabel("episodes")
+    axes[1].hist(lengths, bins=40, color="tab:orange")
+    axes[1].set_xlabel("episode length")
+    return _save(fig, path, title)
 
 
 def learning_curve(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
@@ -47,13 +51,7 @@ def learning_curve(history: list[dict[str, float]], path: str | Path, title: str
         ax.set_xlabel("update")
         ax.set_ylabel("normalised score")
         ax.set_title("exploitation policy")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def online_curves(records: list[dict[str, float]], returns_by_stage: list[np.ndarray],
@@ -70,10 +68,4 @@ def online_curves(records: list[dict[str, float]], returns_by_stage: list[np.nda
         axes[1].boxplot(returns_by_stage, tick_labels=[str(i + 1) for i in range(len(returns_by_stage))])
     axes[1].set_xlabel("stage")
     axes[1].set_ylabel("return of collected episodes")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
