@@ -93,6 +93,9 @@ class OnlineConfig:
     target_success: float = 0.2  # automatic rule: wanted share of episodes reaching y_ref
     explore_steps: int = 30  # Langevin steps of p(z0 | y+)
     updates_per_stage: int = 1000
+    # Share of trained steps drawn from online episodes (None: in proportion to their steps,
+    # i.e. no reweighting); like the offline/online mixing ratio of Cal-QL-style fine-tuning.
+    online_share: float | None = None
     eval_episodes: int = 50
     n_envs: int = 16
 

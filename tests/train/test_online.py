@@ -87,3 +87,17 @@ def test_automatic_delta_y_moves_in_the_right_direction():
     fixed = DeltaYRule(OnlineConfig(delta_y=7.0))
     fixed.update(np.array([100.0]), y_ref=1.0)
     assert fixed.delta(pool) == 7.0
+
+
+def test_online_share_mixes_the_batches(tiny_maze_path, tmp_path):
+    run = make_run(tiny_maze_path, tmp_path / "run", ["online.online_share=0.5"])
+    run.add(run.collect_group())
+    rng = np.random.default_rng(0)
+    eps = run.trainer.store.sample_episodes(rng, 20_000, run.trainer.episode_weights)
+    lengths = run.trainer.store.lengths[eps]
+    online = eps >= run.n_offline
+    # Each draw is one training window, so the share of draws is the share of trained steps.
+    assert 0.45 < online.mean() < 0.55, online.mean()
+    assert (lengths[online] == 300).all()
+    with pytest.raises(ValueError, match="online_share"):
+        make_run(tiny_maze_path, tmp_path / "bad", ["online.online_share=1.5"])

@@ -169,16 +169,20 @@ class TrajectoryStore:
         }
 
     # ----------------------------------------------------------------- sampling
-    def sample_episodes(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Episode indices drawn with replacement, with probability proportional to length.
+    def sample_episodes(self, rng: np.random.Generator, n: int,
+                        weights: np.ndarray | None = None) -> np.ndarray:
+        """Episode indices drawn with replacement, with probability proportional to length
+        (times an optional per-episode weight).
 
         Length weighting makes every *step* equally likely to be trained on (LPT's choice).
         """
-        lengths = self.lengths.astype(np.float64)
-        return rng.choice(self.num_episodes, size=n, p=lengths / lengths.sum())
+        p = self.lengths.astype(np.float64)
+        if weights is not None:
+            p = p * weights
+        return rng.choice(self.num_episodes, size=n, p=p / p.sum())
 
-    def sample_windows(self, rng: np.random.Generator, n: int, window: int, burn_in: int = 0
-                       ) -> dict[str, np.ndarray]:
+    def sample_windows(self, rng: np.random.Generator, n: int, window: int, burn_in: int = 0,
+                       weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Random sub-trajectories: ``window`` scored steps after up to ``burn_in`` history steps.
 
         Returns right-padded arrays of length ``burn_in + window`` with a ``loss_mask`` on the
@@ -187,7 +191,7 @@ class TrajectoryStore:
         over the L + W - 1 placements that overlap the episode (clipped at its ends), so each step
         is scored with probability W / (L + W - 1).
         """
-        eps = self.sample_episodes(rng, n)
+        eps = self.sample_episodes(rng, n, weights)
         lengths = self.lengths[eps]
         seq = burn_in + window
         obs = np.zeros((n, seq, self.obs_dim), np.float32)

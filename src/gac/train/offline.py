@@ -80,6 +80,7 @@ class Trainer:
         self.burn_in = t.burn_in if t.burn_in is not None else self.model.receptive_field
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.episode_weights: np.ndarray | None = None  # sampling weights (online mixing)
         # What a periodic checkpoint writes; the online loop swaps in its own (bigger) state.
         self.checkpoint_fn = lambda: self.save(self.run_dir / "checkpoint.pt")
 
@@ -93,7 +94,8 @@ class Trainer:
 
     def batch(self) -> dict[str, torch.Tensor]:
         t = self.cfg.train
-        arrays = self.store.sample_windows(self.rng, t.batch_size, t.window, self.burn_in)
+        arrays = self.store.sample_windows(self.rng, t.batch_size, t.window, self.burn_in,
+                                           self.episode_weights)
         return {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device)
                 for k, v in arrays.items()}
 

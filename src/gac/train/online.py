@@ -80,6 +80,8 @@ class OnlineRun:
                  ref: tuple[float, float] | None):
         self.trainer = trainer
         self.cfg: OnlineConfig = trainer.cfg.online
+        if self.cfg.online_share is not None and not 0 < self.cfg.online_share < 1:
+            raise ValueError(f"online.online_share must be in (0, 1), got {self.cfg.online_share}")
         self.task = task
         self.run_dir = Path(run_dir)
         self.ref = ref
@@ -138,8 +140,22 @@ class OnlineRun:
     def add(self, episodes: list[Episode]) -> None:
         self.trainer.store.append(episodes)
         self.trainer.chains.grow(len(episodes), self.trainer.gen)
+        self._reweight()
         self.stage_steps += sum(len(e) for e in episodes)
         self.stage_episodes += len(episodes)
+
+    def _reweight(self) -> None:
+        """Sampling weights giving online episodes ``online_share`` of the trained steps."""
+        share = self.cfg.online_share
+        store = self.trainer.store
+        if share is None or store.num_episodes == self.n_offline:
+            self.trainer.episode_weights = None
+            return
+        lengths = store.lengths.astype(np.float64)
+        offline, online = lengths[:self.n_offline].sum(), lengths[self.n_offline:].sum()
+        weights = np.ones(store.num_episodes)
+        weights[self.n_offline:] = share / (1 - share) * offline / online
+        self.trainer.episode_weights = weights
 
     def evaluate(self, seed: int = 0) -> dict[str, float]:
         icfg = self.trainer.cfg.inference
@@ -228,6 +244,7 @@ class OnlineRun:
                         bool(eps["terminals"][b - 1]), float(r))
                 for a, b, r in zip(eps["starts"], ends, eps["returns"], strict=True)])
         self.trainer.load(path)  # model, optimiser, chains (grown), RNGs, step
+        self._reweight()
         self.stage, self.stage_steps = online["stage"], online["stage_steps"]
         self.stage_episodes = online["stage_episodes"]
         self.phase, self.stage_explore = online["phase"], list(online["stage_explore"])
