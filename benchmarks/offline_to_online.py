@@ -56,6 +56,9 @@ def main() -> None:
     parser.add_argument("--sweep", default="", help="fixed delta-y values for the ablation")
     parser.add_argument("--peers", default="", help="comma list of calql,iql (d3rlpy)")
     parser.add_argument("--peer-offline-steps", type=int, default=20_000)
+    parser.add_argument("--peer-hidden", default="128,128",
+                        help="hidden layers of every peer network (d3rlpy's reproductions: 256-wide; "
+                             "Cal-QL at those sizes runs ~4 updates/s here)")
     parser.add_argument("--offline-root", default="runs/bench-quality")
     parser.add_argument("--out", default="runs/bench-o2o")
     parser.add_argument("--threads", type=int, default=1)
@@ -81,7 +84,9 @@ def main() -> None:
         from peers_d3rlpy import run_peer
 
         for seed in seeds:
-            r = run_peer(algo, args.task, seed, args.peer_offline_steps, args.env_steps)
+            hidden = [int(h) for h in args.peer_hidden.split(",")] if args.peer_hidden else None
+            r = run_peer(algo, args.task, seed, args.peer_offline_steps, args.env_steps,
+                         hidden=hidden)
             rows.setdefault(f"d3rlpy {algo}", []).append(
                 {"offline": r["offline_score"], "final": r["final_score"], "steps": r["env_steps"],
                  "wall": r["wall_s"]})

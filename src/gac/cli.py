@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from gac.sweep.commands import register as register_sweep
+
 app = typer.Typer(
     help="Generative Actor Critic: offline and offline-to-online RL by generative modelling of "
     "trajectories and their returns.\n\nStart with `gac run` (the default pipeline on "
@@ -297,6 +299,9 @@ def run_cmd(
     table = write_results(run_dir / "results.md", task, trainer, results, time.time() - t0)
     typer.echo(table)
     typer.echo(f"learning curve: {curve}\nresults: {run_dir / 'results.md'}")
+
+
+register_sweep(app)  # `gac sweep`, `gac report`: defined in gac.sweep.commands
 
 
 def main() -> None:

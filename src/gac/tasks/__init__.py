@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gac.tasks.locomotion import LocomotionEnv, LocomotionTask, locomotion_tasks
 from gac.tasks.maze import MAZES, MazeEnv, MazeSpec, WaypointController
 from gac.tasks.references import d4rl_reference, normalized_score
 
-__all__ = ["MazeTask", "TASKS", "get_task", "d4rl_reference", "normalized_score", "MazeEnv"]
+__all__ = ["MazeTask", "LocomotionTask", "Task", "TASKS", "get_task", "d4rl_reference",
+           "normalized_score", "MazeEnv", "LocomotionEnv"]
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,17 @@ class MazeTask:
         return WaypointController(env.maze)
 
 
-TASKS: dict[str, MazeTask] = {}
+Task = MazeTask | LocomotionTask
+
+TASKS: dict[str, Task] = {}
 for _maze, _steps in (("umaze", 200_000), ("medium", 400_000), ("large", 600_000)):
     TASKS[f"pointmaze-{_maze}"] = MazeTask(f"pointmaze-{_maze}", _maze, default_steps=_steps)
     TASKS[f"pointmaze-{_maze}-dense"] = MazeTask(f"pointmaze-{_maze}-dense", _maze, dense=True,
                                                  default_steps=_steps)
+TASKS.update(locomotion_tasks())
 
 
-def get_task(name: str) -> MazeTask:
+def get_task(name: str) -> Task:
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]

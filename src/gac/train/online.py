@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from gac.config import OnlineConfig
+from gac.config import InferenceConfig, OnlineConfig
 from gac.data.store import Episode, TrajectoryStore
 from gac.evaluation.evaluate import evaluate
 from gac.inference import plan, sample_conditioned
-from gac.rollout import make_envs, rollout
+from gac.model import GACModel
+from gac.rollout import Planner, make_envs, rollout
 from gac.train.checkpoint import load_checkpoint
 from gac.train.offline import Trainer
 
@@ -73,6 +74,31 @@ def reference_return(store: TrajectoryStore, n_offline: int, quantile: float) ->
     return float(np.quantile(pool, quantile)), pool
 
 
+def exploration_planner(model: GACModel, icfg: InferenceConfig, cfg: OnlineConfig, y_plus: float,
+                        n_explore: int) -> Planner:
+    """Plans for a batch of episodes: the first ``n_explore`` explore (z0 ~ p(z0 | y+)), the
+    rest exploit. A module-level factory so that Ray actors build the very same planner."""
+
+    def planner(s0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        z0 = plan(model, s0, icfg, generator=gen)
+        k = min(n_explore, len(s0))
+        if cfg.exploration and k:
+            z0[:k] = sample_conditioned(model, s0[:k], y_plus, cfg.explore_steps,
+                                        icfg.step_size, gen)
+        return z0
+
+    return planner
+
+
+def split_group(n: int, shards: int, n_explore: int) -> list[tuple[int, int, int]]:
+    """(first episode, episodes, explorers) of each shard of a group of ``n`` episodes whose
+    first ``n_explore`` explore: contiguous shards whose sizes differ by at most one."""
+    k = max(1, min(shards, n))
+    bounds = [n * i // k for i in range(k + 1)]
+    return [(a, b - a, min(max(n_explore - a, 0), b - a))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 class OnlineRun:
     """Stages of collection -> store -> refit -> evaluation, resumable at any point."""
 
@@ -108,19 +134,9 @@ class OnlineRun:
         return sum(int(r.get("collected_steps", 0)) for r in self.records) + self.stage_steps
 
     # ----------------------------------------------------------------- one stage's parts
-    def _planner(self, y_plus: float, n_explore: int):
-        model, cfg = self.trainer.model, self.cfg
-        icfg = self.trainer.cfg.inference
-
-        def planner(s0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-            z0 = plan(model, s0, icfg, generator=gen)
-            k = min(n_explore, len(s0))
-            if cfg.exploration and k:
-                z0[:k] = sample_conditioned(model, s0[:k], y_plus, cfg.explore_steps,
-                                            icfg.step_size, gen)
-            return z0
-
-        return planner
+    def _planner(self, y_plus: float, n_explore: int) -> Planner:
+        return exploration_planner(self.trainer.model, self.trainer.cfg.inference, self.cfg,
+                                   y_plus, n_explore)
 
     def collect_group(self) -> list[Episode]:
         """One group of episodes (at most one per environment, within the stage budget)."""
@@ -131,11 +147,21 @@ class OnlineRun:
         n = max(1, min(len(self.envs), math.ceil(remaining / self.task.horizon)))
         n_explore = round(self.cfg.explore_share * n) if self.cfg.exploration else 0
         seed = 1_000_003 * (self.trainer.cfg.train.seed + 1) + 7919 * self.stage + self.stage_steps
-        out = rollout(self.trainer.model, self.envs[:n], self.task.horizon, n, seed=seed,
-                      planner=self._planner(y_plus, n_explore), record=True)
-        self.stage_explore += [float(r) for r in out["returns"][:n_explore]]
+        shards = split_group(n, self.cfg.collect_shards, n_explore)
+        if self.cfg.collector == "ray":  # the same shards, played in parallel on Ray actors
+            from gac.sweep.ray_collect import collect_remote
+
+            outs = collect_remote(self, shards, seed, y_plus)
+        elif self.cfg.collector == "local":
+            outs = [rollout(self.trainer.model, self.envs[:size], self.task.horizon, size,
+                            seed=seed + first, planner=self._planner(y_plus, k), record=True)
+                    for first, size, k in shards]
+        else:
+            raise ValueError(f"online.collector={self.cfg.collector!r}: expected local or ray")
+        returns = np.concatenate([o["returns"] for o in outs])
+        self.stage_explore += [float(r) for r in returns[:n_explore]]
         self.last_targets = (y_ref, y_plus)
-        return out["episodes"]
+        return [e for o in outs for e in o["episodes"]]
 
     def add(self, episodes: list[Episode]) -> None:
         self.trainer.store.append(episodes)
