@@ -4,8 +4,9 @@ data-collecting policy and to plain prior sampling of plans.
     python benchmarks/quality.py [--tasks pointmaze-umaze,pointmaze-medium,pointmaze-large]
                                  [--seeds 0,1,2] [--episodes 50] [--steps N]
 
-For each task: the task's default dataset (data seed 0, cached), one training run per seed with
-the task preset (`gac train TASK --seed S`), then `gac eval` with exploitation plans and with
+For each task and seed S: the task's default dataset generated with seed S (cached), one
+training run with the task preset (`gac train TASK --seed S`), so the spread over seeds includes
+the data's, then `gac eval` with exploitation plans and with
 prior plans (50 episodes per seed). "behaviour" is the noisy waypoint controller that collected
 the data (sigma 0.5), scored on the same evaluation task. Runs live in runs/bench-quality/ and
 are resumed, not redone, when the script is run again.

@@ -65,7 +65,10 @@ class RayCollector:
         if actors < 1:
             raise ValueError(f"online.collector_actors={actors}: need at least one actor")
         ensure_ray(address)
-        remote = ray.remote(num_cpus=threads)(CollectorActor)
+        # Inside a Ray task (a sweep trial) the trial's CPUs already cover its actors: asking
+        # for more could deadlock a cluster full of trials that each wait for their actors.
+        nested = ray.get_runtime_context().get_task_id() is not None
+        remote = ray.remote(num_cpus=0 if nested else threads)(CollectorActor)
         self.actors = [remote.remote(task, model_cfg, threads) for _ in range(actors)]
         self.key: tuple = ()
 
@@ -115,3 +118,12 @@ def collect_remote(run: Any, shards: list[tuple[int, int, int]], seed: int,
         _COLLECTORS[run] = collector
     return collector.play(model, run.trainer.cfg.inference, cfg, y_plus, run.task.horizon, seed,
                           shards)
+
+
+def close_collector(run: Any) -> None:
+    """Stop ``run``'s actors now. Dropping the run would too, but an OnlineRun sits in a
+    reference cycle (its trainer's checkpoint hook), so that waits for Python's cycle collector
+    while the actors hold their CPUs."""
+    collector = _COLLECTORS.pop(run, None)
+    if collector is not None:
+        collector.close()

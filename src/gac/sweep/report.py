@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from gac.sweep.runner import STATUS, SWEEP, TRIAL
+from gac.sweep.spec import Trial
 
 
 def iqm(x: np.ndarray) -> float:
@@ -72,7 +73,7 @@ def load_trials(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _setting(trial: dict[str, Any]) -> str:
-    return ", ".join(v if k == "variant" else f"{k}={v}" for k, v in trial["params"]) or "default"
+    return Trial.from_dict(trial).setting
 
 
 def summarise(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:

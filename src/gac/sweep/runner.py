@@ -143,7 +143,13 @@ def _run_finetune(trial: dict[str, Any], d: Path) -> dict[str, Any]:
     online = make_online(trial["checkpoint_path"], d,
                          [f"train.seed={trial['seed']}", *trial["overrides"]], resume=True,
                          progress=False)
-    records = online.run(progress=False, log=lambda msg: print(msg, flush=True))
+    try:
+        records = online.run(progress=False, log=lambda msg: print(msg, flush=True))
+    finally:
+        if online.cfg.collector == "ray":
+            from gac.sweep.ray_collect import close_collector
+
+            close_collector(online)
     store, first, by_stage = online.trainer.store, online.n_offline, []
     for r in records[1:]:
         n = int(r["collected_episodes"])
@@ -154,7 +160,7 @@ def _run_finetune(trial: dict[str, Any], d: Path) -> dict[str, Any]:
     result = _final_eval(d, trial["eval"])
     return {**result, "offline_score": records[0]["score"], "online_score": records[-1]["score"],
             "gain": records[-1]["score"] - records[0]["score"],
-            "env_steps": records[-1].get("env_steps", 0),
+            "env_steps": records[-1].get("env_steps", 0), "steps": online.trainer.step,
             "curves": {"score": [[r.get("env_steps", 0), r["score"]] for r in records]}}
 
 
@@ -170,12 +176,12 @@ def _final_eval(d: Path, ev: dict[str, Any]) -> dict[str, Any]:
             "eval_mode": res.mode, "eval_episodes": ev["episodes"], "eval_seeds": list(ev["seeds"])}
 
 
-def _generate_dataset(task: str, seed: int, path: str) -> str:
-    from gac.data.datasets import make_dataset
+def _resolve_dataset(name: str, seed: int) -> str:
+    """Find, or generate and cache, a task's dataset exactly as `gac train NAME --seed S` would
+    (gac.data.datasets.resolve_dataset), and return the file it loaded."""
+    from gac.data.datasets import resolve_dataset
 
-    if not Path(path).exists():  # another sweep may have made it meanwhile
-        make_dataset(task, seed=seed, out=path, progress=False)
-    return path
+    return str(resolve_dataset(name, seed=seed, progress=False).metadata["source"])
 
 
 # ---------------------------------------------------------------------------- executors
@@ -266,23 +272,21 @@ def prepare(spec: SweepSpec, root: str | Path) -> list[tuple[Trial, Path]]:
     """Expand the sweep and create its trial directories; a directory whose trial was defined
     differently (the spec changed under the same name) is an error, never silently reused."""
     sweep_dir = Path(root).resolve() / spec.name
-    out = []
-    for trial in expand(spec):
-        d = sweep_dir / trial.id
-        definition = trial.to_dict()
+    out = [(trial, sweep_dir / trial.id) for trial in expand(spec)]
+    for trial, d in out:  # every check before the first write: a refused sweep changes nothing
         if (d / TRIAL).exists():
-            old = json.loads((d / TRIAL).read_text())
-            changed = sorted(k for k in definition if old.get(k) != definition[k])
+            old, new = json.loads((d / TRIAL).read_text()), trial.to_dict()
+            changed = sorted(k for k in new if old.get(k) != new[k])
             if changed:
                 raise SpecError(
                     f"{d}: this trial already ran with a different {', '.join(changed)} "
-                    f"(was {[old.get(k) for k in changed]}, now {[definition[k] for k in changed]});"
+                    f"(was {[old.get(k) for k in changed]}, now {[new[k] for k in changed]});"
                     f" give the sweep another name, or delete that directory to rerun it")
-        else:
+    for trial, d in out:
+        if not (d / TRIAL).exists():
             d.mkdir(parents=True, exist_ok=True)
-            write_json(d / TRIAL, definition)
+            write_json(d / TRIAL, trial.to_dict())
             write_json(d / STATUS, {"trial": trial.id, "status": "pending"})
-        out.append((trial, d))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_json(sweep_dir / SWEEP, {"name": spec.name, "command": spec.command,
                                    "source": spec.source, "tasks": spec.tasks,
@@ -293,17 +297,16 @@ def prepare(spec: SweepSpec, root: str | Path) -> list[tuple[Trial, Path]]:
     return out
 
 
-def resolve_inputs(trial: Trial, root: Path) -> tuple[dict[str, Any], tuple[str, int, str] | None]:
-    """The job a worker runs (absolute paths: workers may run elsewhere), and the dataset to
-    generate first, if the trial needs a task's default dataset that does not exist yet.
+def resolve_inputs(trial: Trial, root: Path) -> tuple[dict[str, Any], tuple[str, int] | None]:
+    """The job a worker runs (absolute paths: workers may run elsewhere), and the task dataset
+    ``(name, seed)`` to resolve first, once for all trials that share it: generating it inside
+    concurrent trials would race on the cache file.
 
     A trial that cannot be resolved carries ``error``; it fails when run, like any other."""
     from gac.data.datasets import MINARI_PREFIX
-    from gac.paths import dataset_path
-    from gac.tasks import get_task
 
     job = trial.to_dict()
-    generate = None
+    dataset = None
     if trial.command == "train":
         name = trial.dataset or trial.task
         path = Path(name).expanduser()
@@ -313,18 +316,14 @@ def resolve_inputs(trial: Trial, root: Path) -> tuple[dict[str, Any], tuple[str,
             job["dataset_path"] = str(path.resolve())
             if not path.exists():
                 job["error"] = f"dataset {path} does not exist"
-        else:  # a task's default dataset, seeded by the trial seed as in `gac train TASK --seed S`
-            task = get_task(name)
-            path = dataset_path(task.name, task.default_steps, trial.seed).resolve()
-            job["dataset_path"] = str(path)
-            if not path.exists():
-                generate = (task.name, trial.seed, str(path))
+        else:  # a task name: its dataset, seeded by the trial seed as in `gac train TASK --seed S`
+            dataset = (name, trial.seed)
     else:
         try:
             job["checkpoint_path"] = str(_checkpoint(trial, root))
         except SweepError as exc:
             job["error"] = str(exc)
-    return job, generate
+    return job, dataset
 
 
 def _checkpoint(trial: Trial, root: Path) -> Path:
@@ -408,26 +407,31 @@ def run_sweep(spec: SweepSpec, root: str | Path = "runs/sweeps", backend: Backen
             f"); trial folders under {sweep_dir}")
         if not todo:
             return result
-        jobs, datasets = {}, {}
+        jobs: dict[str, dict[str, Any]] = {}
+        datasets: dict[str, tuple[str, int]] = {}  # "name@seed" -> (name, seed)
         for trial, _ in todo:
-            job, generate = resolve_inputs(trial, root)
+            job, dataset = resolve_inputs(trial, root)
             jobs[trial.id] = job
-            if generate:
-                datasets.setdefault(generate[2], generate)
+            if dataset:
+                job["dataset_key"] = f"{dataset[0]}@{dataset[1]}"
+                datasets.setdefault(job["dataset_key"], dataset)
         cpus, gpus = spec.resources["cpus"], spec.resources["gpus"]
         threads = max(1, int(cpus))
         dirs = {t.id: d for t, d in todo}
         started = time.time()
         finished = [0]
 
-        def dataset_done(path: str, _value: Any, error: BaseException | None) -> None:
+        def dataset_done(key: str, path: str | None, error: BaseException | None) -> None:
             if error is not None:
-                log(f"  dataset {path} could not be generated: {_error_text(error)}")
-                for job in jobs.values():
-                    if job.get("dataset_path") == path:
-                        job["error"] = f"generating dataset {path} failed: {_error_text(error)}"
+                log(f"  dataset {key}: {_error_text(error)}")
             else:
-                log(f"  dataset ready: {path}")
+                log(f"  dataset {key}: {path}")
+            for job in jobs.values():
+                if job.get("dataset_key") == key:
+                    if error is None:
+                        job["dataset_path"] = path
+                    else:
+                        job["error"] = f"dataset {key}: {_error_text(error)}"
 
         def trial_done(tid: str, status: dict | None, error: BaseException | None) -> None:
             if error is not None or status is None:  # the worker died: run_trial could not record it
@@ -452,9 +456,10 @@ def run_sweep(spec: SweepSpec, root: str | Path = "runs/sweeps", backend: Backen
         try:
             with session:
                 if datasets:
-                    log(f"  generating {len(datasets)} dataset(s) first (cached for later runs)")
-                    execute(_generate_dataset, [(p, g) for p, g in datasets.items()],
-                            dataset_done, cpus=cpus, gpus=0.0, max_parallel=max_parallel)
+                    log(f"  finding {len(datasets)} task dataset(s) first (generated and cached "
+                        f"where missing)")
+                    execute(_resolve_dataset, list(datasets.items()), dataset_done, cpus=cpus,
+                            gpus=0.0, max_parallel=max_parallel)
                 execute(run_trial, [(tid, (jobs[tid], str(dirs[tid]), threads)) for tid in jobs],
                         trial_done, cpus=cpus, gpus=gpus, max_parallel=max_parallel)
         except KeyboardInterrupt:

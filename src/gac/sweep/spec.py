@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gac.config import RunConfig, apply_overrides, preset
+from gac.config import apply_overrides, preset
 
 COMMANDS = ("train", "finetune")
 KEYS = ("name", "command", "tasks", "seeds", "dataset", "grid", "variants", "set", "eval",
@@ -337,7 +337,3 @@ def _check_overrides(task: str, overrides: list[str], fail, tid: str) -> None:
                 raise fail(f"trial {tid}: {section}.{f.name}={getattr(sub, f.name)!r}: expected "
                            f"one of {list(choices)}")
 
-
-def base_config(trial: Trial) -> RunConfig:
-    """The config a train trial starts from (the task preset with the trial's overrides)."""
-    return apply_overrides(preset(trial.task), [f"train.seed={trial.seed}", *trial.overrides])
