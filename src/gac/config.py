@@ -68,6 +68,9 @@ class TrainConfig:
     return_weight: float = 0.25  # lambda_y: loss = action NLL + lambda_y * return NLL
     return_scale: float | None = None  # raw return / scale = model units (None: from task)
     langevin_steps: int = 2  # persistent-chain steps per update
+    # Divides the trajectory term of the chains' energy (1: the exact posterior). Above 1 the
+    # plan explains less of each step's action noise, which it otherwise can memorise.
+    posterior_temperature: float = 1.0
     langevin_step_size: float = 0.3
     seed: int = 0
     device: str = "cpu"

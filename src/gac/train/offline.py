@@ -104,7 +104,10 @@ class Trainer:
         batch = self.batch()
         idx = batch["episode_index"]
         t0 = time.perf_counter()
-        z0 = sample_posterior(self.model, self.chains.get(idx, self.device), batch,
+        chain_batch = batch
+        if t.posterior_temperature != 1.0:
+            chain_batch = {**batch, "traj_scale": batch["traj_scale"] / t.posterior_temperature}
+        z0 = sample_posterior(self.model, self.chains.get(idx, self.device), chain_batch,
                               n_steps=t.langevin_steps, step_size=t.langevin_step_size,
                               generator=self.gen)
         self.chains.set(idx, z0)
