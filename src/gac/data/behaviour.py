@@ -3,9 +3,10 @@ snapshotted along the way, and exported as plain numpy MLPs so that making datas
 neither SB3 nor a GPU.
 
 Why PPO: on this project's 2-core machine SB3's SAC runs about 55 env steps/s (1M steps = 5 h
-per body), PPO about 650 (1M steps = 25 min), and PPO with observation/reward normalisation
-reaches D4RL's medium level on Hopper within a few hundred thousand steps. D4RL trained SAC;
-the data here therefore come from different (Gaussian, state-independent std) policies.
+per body), PPO 650-2,000 depending on the machine's load (1M steps in 10-25 min), and PPO with
+observation/reward normalisation reaches D4RL's medium level on Hopper in ~120k steps. D4RL
+trained SAC; the data here come from different (Gaussian, state-independent std) policies, and
+PPO's experts are weaker (policies/README.md has the returns reached).
 
 Training folder (resumable: a killed run continues from its last snapshot)::
 
@@ -204,8 +205,9 @@ class BehaviourConfig:
 
 
 # Per-body budgets used for the committed policies (see policies/README.md).
-BODY_BUDGETS: dict[str, int] = {"hopper": 1_000_000, "walker2d": 1_000_000,
-                                "halfcheetah": 1_000_000}
+# Hopper reaches D4RL's expert level in 1M steps; the two others keep improving past it.
+BODY_BUDGETS: dict[str, int] = {"hopper": 1_000_000, "walker2d": 2_000_000,
+                                "halfcheetah": 2_000_000}
 
 
 def default_train_dir(body: str, algo: str = "ppo", seed: int = 0) -> Path:
@@ -299,8 +301,9 @@ def train_behaviour(body: str, algo: str = "ppo", budget: int | None = None, see
     for sub in ("checkpoint", "actors", "rollouts"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     state["config"] = asdict(cfg)
-    state["command"] = " ".join(["python -m gac.data.behaviour", *sys.argv[1:]]) \
-        if sys.argv and sys.argv[0].endswith("behaviour.py") else state.get("command")
+    command = " ".join(["python -m gac.data.behaviour", *sys.argv[1:]]) \
+        if sys.argv and sys.argv[0].endswith("behaviour.py") else None
+    state.setdefault("command", command)  # the first session's: what made the run
 
     import gymnasium as gym
     from stable_baselines3 import PPO
@@ -336,8 +339,8 @@ def train_behaviour(body: str, algo: str = "ppo", budget: int | None = None, see
 
     t_session = time.time()
     wall0 = float(state["wall_s"])
-    state["sessions"].append({"start_step": int(model.num_timesteps), "host": platform.node(),
-                              "cpus": os.cpu_count()})
+    state["sessions"].append({"start_step": int(model.num_timesteps), "command": command,
+                              "host": platform.node(), "cpus": os.cpu_count()})
 
     def snapshot() -> None:
         step = int(model.num_timesteps)

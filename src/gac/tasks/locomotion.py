@@ -145,10 +145,7 @@ class LocomotionTask:
 
 
 def locomotion_tasks() -> dict[str, LocomotionTask]:
-    tasks = {}
-    for body in BODIES:
-        for kind in KINDS:
-            tasks[f"{body}-{kind}"] = LocomotionTask(f"{body}-{kind}", body, kind)
-            tasks[f"{body}-{kind}-v2"] = LocomotionTask(f"{body}-{kind}-v2", body, kind,
-                                                        source="d4rl")
+    tasks = {f"{b}-{k}": LocomotionTask(f"{b}-{k}", b, k) for b in BODIES for k in KINDS}
+    tasks.update({f"{b}-{k}-v2": LocomotionTask(f"{b}-{k}-v2", b, k, source="d4rl")
+                  for b in BODIES for k in KINDS})
     return tasks
