@@ -50,15 +50,23 @@ def data_make(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
     reference_episodes: Annotated[int, typer.Option(
         help="Episodes for measuring the random and expert reference returns.")] = 100,
+    replay_dir: Annotated[Path | None, typer.Option(
+        help="Locomotion medium-replay: the recorded PPO training buffer to use instead of "
+             "rebuilding it from the committed snapshots.")] = None,
 ) -> None:
-    """Generate a dataset the way D4RL did (waypoint controller to random goals) and save it."""
+    """Generate a dataset the way D4RL did and save it.
+
+    Mazes: a waypoint controller driving to random goals. Locomotion (e.g. hopper-medium):
+    rollouts of the committed behaviour policies in policies/ (noise and dwell do not apply).
+    """
     from gac.data.datasets import make_dataset
     from gac.data.hdf5 import load_hdf5
 
     t0 = time.time()
     try:
         path = make_dataset(task, steps=steps, seed=seed, out=out, overwrite=overwrite, noise=noise,
-                            reference_episodes=reference_episodes, dwell=dwell)
+                            reference_episodes=reference_episodes, dwell=dwell,
+                            replay_dir=replay_dir)
     except (KeyError, FileExistsError, ValueError) as exc:
         _fail(str(exc).strip("'\""))
         return
