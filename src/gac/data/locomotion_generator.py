@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from gac.data.behaviour import BehaviourPolicies, PlainActor, load_policies
+from gac.data.behaviour import BehaviourPolicies, PlainActor, load_policies, run_episode
 from gac.data.store import DataError, Episode, TrajectoryStore
-from gac.tasks.locomotion import DEFAULT_STEPS, HORIZON, LocomotionEnv, LocomotionTask
+from gac.tasks.locomotion import DEFAULT_STEPS, LocomotionEnv, LocomotionTask
 
 
 @dataclass
@@ -52,25 +52,13 @@ def collect(env: LocomotionEnv, policy: Any, steps: int, seed: int,
     reset is seeded, later ones continue the env's random stream."""
     episodes: list[Episode] = []
     total = 0
-    obs = env.reset(seed=seed)
     while total < steps:
-        observations, actions, rewards = [], [], []
-        terminated = False
-        for _ in range(HORIZON):
-            action = np.asarray(policy(obs), dtype=np.float32)
-            observations.append(obs)
-            actions.append(action)
-            obs, reward, terminated, _, _ = env.step(action)
-            rewards.append(reward)
-            if terminated:
-                break
-        r = np.array(rewards, np.float32)
-        episodes.append(Episode(np.array(observations, np.float32), np.array(actions, np.float32),
-                                r, terminated, float(r.sum(dtype=np.float64))))
+        ep = run_episode(env, policy, seed if not episodes else None)
+        r = ep["rewards"]
+        episodes.append(Episode(ep["observations"], ep["actions"], r, ep["terminal"], ep["ret"]))
         total += len(r)
         if bar is not None:
             bar.update(len(r))
-        obs = env.reset()
     return episodes
 
 
