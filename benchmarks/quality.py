@@ -22,25 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gac.data.maze_generator import rollout_policy
+from gac.data.maze_generator import measure_behaviour
 from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
 from gac.tasks import get_task, normalized_score
-from gac.tasks.maze import WaypointController
 
 TARGETS = {"pointmaze-umaze": 70, "pointmaze-medium": 30, "pointmaze-large": 45}
 
 
 def behaviour_score(task_name: str, ref, episodes: int, noise: float = 0.5) -> float:
-    task = get_task(task_name)
-    env = task.make_env()
-    controller = WaypointController(env.maze)
-    rng = np.random.default_rng(123)
-
-    def noisy(pos, vel, goal):
-        return np.clip(controller(pos, vel, goal) + noise * rng.standard_normal(2), -1, 1)
-
-    returns = [rollout_policy(env, noisy, task.horizon, 50_000 + k) for k in range(episodes)]
-    return float(normalized_score(np.mean(returns), *ref))
+    """The data-collecting policy (noisy waypoint controller) on the evaluation task."""
+    return float(normalized_score(measure_behaviour(get_task(task_name), episodes, noise, seed=123),
+                                  *ref))
 
 
 def main() -> None:
