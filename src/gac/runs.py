@@ -30,10 +30,14 @@ def load_data(dataset: str, task: str | None = None, seed: int = 0,
     return store, task_name
 
 
-def reference_returns(metadata: dict[str, Any]) -> tuple[float, float] | None:
+def reference_returns(metadata: dict[str, Any], task: str | None = None
+                      ) -> tuple[float, float] | None:
+    """(R_random, R_expert): the dataset's own, else the task's D4RL references (for a D4RL
+    file whose metadata carries none), else None (scores are then raw returns)."""
     if "ref_min_score" in metadata and "ref_max_score" in metadata:
         return float(metadata["ref_min_score"]), float(metadata["ref_max_score"])
-    return None
+    d4rl = getattr(get_task(task), "d4rl_references", None) if task else None
+    return d4rl() if d4rl else None
 
 
 def make_trainer(dataset: str, run_dir: str | Path, task: str | None = None, seed: int = 0,
@@ -60,7 +64,7 @@ def eval_callback(episodes: int, seed: int = 0, n_envs: int = 16):
     def on_eval(trainer: Trainer) -> dict[str, float]:
         task = get_task(trainer.cfg.task)
         result = evaluate(trainer.model, task, episodes, [seed], trainer.cfg.inference,
-                          reference_returns(trainer.store.metadata), n_envs=n_envs)
+                          reference_returns(trainer.store.metadata, trainer.cfg.task), n_envs=n_envs)
         s = result.summary()
         return {"eval_score": s["score_mean"], "eval_return": s["return_mean"]}
 
@@ -100,7 +104,7 @@ def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] |
         if np.isnan(target):
             raise ValueError("guided inference needs inference.target_return (raw units)")
     torch.manual_seed(0)
-    return evaluate(model, task, episodes, seeds or [0, 1, 2], icfg, reference_returns(meta),
+    return evaluate(model, task, episodes, seeds or [0, 1, 2], icfg, reference_returns(meta, cfg.task),
                     n_envs=n_envs, target_return=target, progress=progress)
 
 
@@ -125,7 +129,7 @@ def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str
     trainer = Trainer(cfg, store, run_dir, return_scale=1.0)  # scale comes with the weights
     trainer.load(checkpoint)
     trainer.cfg = cfg
-    online = OnlineRun(trainer, get_task(task_name), run_dir, reference_returns(meta))
+    online = OnlineRun(trainer, get_task(task_name), run_dir, reference_returns(meta, task_name))
     if resume and ckpt.exists():
         online.load(ckpt)
     write_config(cfg, run_dir)
