@@ -28,6 +28,47 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+behaviour_app = typer.Typer(
+    help="Train and export the locomotion behaviour policies that datasets are made from "
+    "(needs the `behaviour` extra: stable-baselines3).", no_args_is_help=True)
+app.add_typer(behaviour_app, name="behaviour")
+
+
+@behaviour_app.command("train")
+def behaviour_train(
+    body: Annotated[str, typer.Argument(help="hopper, walker2d or halfcheetah.")],
+    budget: Annotated[int | None, typer.Option(help="Environment steps (default: per body).")] = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option(help="Training folder (default: the cache).")] = None,
+    max_minutes: Annotated[float | None, typer.Option(
+        help="Stop at the first snapshot after this long; run again to continue.")] = None,
+) -> None:
+    """Train (or continue) a PPO behaviour policy with periodic snapshots; resumable."""
+    from gac.data.behaviour import train_behaviour
+
+    try:
+        train_behaviour(body, budget=budget, seed=seed, out_dir=out_dir, max_minutes=max_minutes,
+                        log=typer.echo)
+    except (ImportError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+
+
+@behaviour_app.command("export")
+def behaviour_export(
+    body: Annotated[str, typer.Argument(help="hopper, walker2d or halfcheetah.")],
+    train_dir: Annotated[Path | None, typer.Option(help="Training folder (default: the cache).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Policies folder (default: policies/).")] = None,
+) -> None:
+    """Pick the medium and expert snapshots, measure reference returns, and write the numpy
+    policies that `gac data make` uses."""
+    from gac.data.behaviour import export_policies
+
+    try:
+        export_policies(body, train_dir=train_dir, root=root, log=typer.echo)
+    except (ImportError, ValueError, KeyError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
 @app.command("tasks")
 def tasks_cmd() -> None:
     """List the tasks gac knows, with horizons and default dataset sizes."""
