@@ -128,7 +128,6 @@ def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str
                               f"choose another --run-dir")
     trainer = Trainer(cfg, store, run_dir, return_scale=1.0)  # scale comes with the weights
     trainer.load(checkpoint)
-    trainer.cfg = cfg
     online = OnlineRun(trainer, get_task(task_name), run_dir, reference_returns(meta, task_name))
     if resume and ckpt.exists():
         online.load(ckpt)

@@ -26,7 +26,7 @@ from gac.evaluation.evaluate import evaluate
 from gac.inference import plan, sample_conditioned
 from gac.model import GACModel
 from gac.rollout import Planner, make_envs, rollout
-from gac.train.checkpoint import load_checkpoint
+from gac.train.checkpoint import load_checkpoint, save_checkpoint
 from gac.train.offline import Trainer
 
 
@@ -221,10 +221,9 @@ class OnlineRun:
                       "collected_return": float(np.mean(collected)),
                       "collected_return_max": float(np.max(collected)),
                       "y_ref": y_ref, "y_plus": y_plus, "explore_success": success,
-                      "kappa": self.rule.kappa, **self.evaluate(),
+                      "kappa": self.rule.kappa, "env_steps": self.env_steps, **self.evaluate(),
                       "wall_s": time.time() - t0}
             self.records.append(record)
-            record["env_steps"] = self.env_steps - self.stage_steps  # cumulative, this stage included
             log(f"stage {record['stage']}: collected {self.stage_steps} steps "
                 f"(mean return {record['collected_return']:.2f}, y+ {y_plus:.2f}), "
                 f"score {record['score']:.1f} (offline {self.records[0]['score']:.1f})")
@@ -238,23 +237,22 @@ class OnlineRun:
 
     # ----------------------------------------------------------------- state
     def save(self) -> None:
-        store = self.trainer.store
-        online = store.subset(np.arange(self.n_offline, store.num_episodes)) \
-            if store.num_episodes > self.n_offline else None
+        store, n = self.trainer.store, self.n_offline
+        episodes = None
+        if store.num_episodes > n:  # the online episodes: the tail of the flat arrays
+            first = int(store.starts[n])
+            episodes = {"observations": store.observations[first:],
+                        "actions": store.actions[first:], "starts": store.starts[n:] - first,
+                        "returns": store.returns[n:], "terminals": store.terminals[first:],
+                        "timeouts": store.timeouts[first:]}
         state = self.trainer.state()
         state["online"] = {
             "stage": self.stage, "stage_steps": self.stage_steps, "phase": self.phase,
             "stage_episodes": self.stage_episodes, "stage_explore": self.stage_explore,
             "records": self.records, "rule": self.rule.state_dict(),
-            "n_offline": self.n_offline, "refit_until": self.refit_until,
-            "last_targets": list(self.last_targets),
-            "episodes": None if online is None else {
-                "observations": online.observations, "actions": online.actions,
-                "starts": online.starts, "returns": online.returns,
-                "terminals": online.terminals, "timeouts": online.timeouts},
+            "n_offline": n, "refit_until": self.refit_until,
+            "last_targets": list(self.last_targets), "episodes": episodes,
         }
-        from gac.train.checkpoint import save_checkpoint
-
         save_checkpoint(state, self.run_dir / "checkpoint.pt")
 
     def load(self, path: str | Path) -> None:
