@@ -36,6 +36,20 @@ def test_train_then_eval(tiny_maze_path, tmp_path):
         assert ev.exit_code == 0, ev.output
         assert "normalised score" in ev.output
 
+    online_dir = tmp_path / "online"
+    ft = runner.invoke(app, ["finetune", str(run_dir / "checkpoint.pt"), "--env-steps", "600",
+                             "--stages", "1", "--run-dir", str(online_dir),
+                             "--set", "online.updates_per_stage=2", "--set", "online.eval_episodes=2",
+                             "--set", "online.n_envs=2", "--set", "online.explore_steps=2",
+                             "--set", "inference.n_steps=2"])
+    assert ft.exit_code == 0, ft.output
+    assert "stage 1" in ft.output
+    for name in ("checkpoint.pt", "report.md", "online.png"):
+        assert (online_dir / name).exists(), name
+    again = runner.invoke(app, ["finetune", str(run_dir / "checkpoint.pt"), "--run-dir",
+                                str(online_dir)])
+    assert again.exit_code == 2 and "--resume" in again.output
+
 
 def test_eval_rejects_a_broken_checkpoint(tmp_path):
     bad = tmp_path / "checkpoint.pt"
