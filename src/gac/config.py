@@ -214,18 +214,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"steps": 4000, "batch_size": 256, "window": 8, "lr": 1e-3,
                   "posterior_temperature": 10.0},
     },
-    "hopper": {
-        "model": {"d_model": 128, "n_layers": 3, "context_steps": 32, "max_timestep": 1000},
-        "train": {"lr": 1e-4},
-    },
-    "halfcheetah": {
+    # Locomotion: LPT's width and depth with a 16-step context, and 32 windows of 16 steps per
+    # update without burn-in (the first steps of a window see a shorter history, as DT's do):
+    # with the exact burn-in of 3 x 15 steps an update costs 3x more on CPU. Measured on
+    # hopper-medium (800 updates, seed 0, 10 episodes): this 35.0, a one-step context 33.9.
+    **{body: {
         "model": {"d_model": 128, "n_layers": 3, "context_steps": 16, "max_timestep": 1000},
-        "train": {"lr": 1e-4},
-    },
-    "walker2d": {
-        "model": {"d_model": 128, "n_layers": 3, "context_steps": 32, "max_timestep": 1000},
-        "train": {"lr": 1e-4},
-    },
+        "train": {"steps": 2000, "batch_size": 32, "window": 16, "burn_in": 0, "lr": 3e-4},
+    } for body in ("hopper", "halfcheetah", "walker2d")},
 }
 
 

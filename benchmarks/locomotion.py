@@ -1,0 +1,199 @@
+"""Offline locomotion: GAC next to d3rlpy's Decision Transformer and IQL on gac's own datasets.
+
+    python benchmarks/locomotion.py [--datasets hopper-medium,...] [--seeds 0,1,2]
+                                    [--steps 1000] [--episodes 10] [--algos gac,dt,iql]
+
+For every dataset (made by `gac data make` from the committed behaviour policies, cached) and
+seed, each method trains for the same number of gradient steps on the same file, then plays
+``--episodes`` full episodes (1,000-step limit) on the dataset's evaluation env; the score is
+normalised with the dataset's stored references (R_random, R_expert). Needs the `peers` extra
+(d3rlpy 2.8.0) for DT and IQL.
+
+- GAC: the body's preset (`gac train DATASET`), exploitation plans.
+- DT: d3rlpy's reproduction settings (reproductions/offline/decision_transformer.py: width 128,
+  3 layers, context 20, batch 64, lr 1e-4, AdamW wd 1e-4, grad clip 0.25, standardised
+  observations, rewards x 0.001), except that the warm-up is a tenth of the budget (the
+  reproduction's 10,000 warm-up steps would outlast short budgets). Target return: the body's
+  R_expert, the analogue of the reproduction's per-body targets.
+- IQL: d3rlpy's reproduction settings (reproductions/offline/iql.py: expectile 0.7, temperature
+  3, batch 256, 256x256 networks, return-based reward scaling x 1000, cosine actor schedule
+  over the budget).
+
+"s/step" is training wall time over gradient steps (evaluation excluded), measured in this run
+with the same thread count for every method. Results are appended to
+runs/bench-locomotion/results.jsonl and reused when the script is rerun with the same budget.
+Targets (issue 5): GAC >= DT on every dataset, GAC >= IQL on average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from peers_d3rlpy import d3rlpy, to_mdp_dataset  # quiets d3rlpy's import notice and logs
+
+from gac.data.datasets import resolve_dataset
+from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
+from gac.tasks import normalized_score
+from gac.tasks.gym_adapter import make_gym_env
+
+DATASETS = ("hopper-medium", "hopper-medium-replay", "walker2d-medium", "walker2d-medium-replay",
+            "halfcheetah-medium", "halfcheetah-medium-replay")
+ALGOS = ("gac", "dt", "iql")
+
+
+def peer_config(algo: str, steps: int) -> Any:
+    if algo == "dt":
+        return d3rlpy.algos.DecisionTransformerConfig(
+            batch_size=64, learning_rate=1e-4, context_size=20, num_heads=1, num_layers=3,
+            max_timestep=1000,
+            encoder_factory=d3rlpy.models.VectorEncoderFactory([128], exclude_last_activation=True),
+            optim_factory=d3rlpy.optimizers.AdamWFactory(
+                weight_decay=1e-4, clip_grad_norm=0.25,
+                lr_scheduler_factory=d3rlpy.optimizers.WarmupSchedulerFactory(
+                    warmup_steps=max(1, min(10_000, steps // 10)))),
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+            reward_scaler=d3rlpy.preprocessing.MultiplyRewardScaler(0.001))
+    if algo == "iql":
+        return d3rlpy.algos.IQLConfig(
+            actor_learning_rate=3e-4, critic_learning_rate=3e-4, batch_size=256, weight_temp=3.0,
+            max_weight=100.0, expectile=0.7,
+            reward_scaler=d3rlpy.preprocessing.ReturnBasedRewardScaler(multiplier=1000.0),
+            actor_optim_factory=d3rlpy.optimizers.AdamFactory(
+                lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(T_max=steps)))
+    raise ValueError(f"unknown peer {algo!r}")
+
+
+def play(act: Any, reset: Any, task: str, episodes: int, seed: int) -> list[float]:
+    """Returns of ``episodes`` episodes on the task's evaluation env, from GAC's evaluation
+    reset seeds; ``reset()`` is called at each start (stateful DT)."""
+    env = make_gym_env(task)
+    returns = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=10_000 * (seed + 1) + k)
+        reset()
+        ret, reward, done = 0.0, 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs, reward))
+            ret += reward
+            done = terminated or truncated
+        returns.append(ret)
+    env.close()
+    return returns
+
+
+def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
+    """Train a d3rlpy peer on ``dataset`` (a name or an HDF5 path) and play its episodes."""
+    store = resolve_dataset(dataset, progress=False)
+    task = store.metadata.get("task", dataset)
+    d3rlpy.seed(seed)
+    model = peer_config(algo, steps).create(device="cpu:0")
+    t0 = time.time()
+    model.fit(to_mdp_dataset(store), n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
+              save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    train_s = time.time() - t0
+    if algo == "dt":
+        wrapper = model.as_stateful_wrapper(target_return=float(store.metadata["ref_max_score"]))
+        returns = play(lambda o, r: wrapper.predict(o, r), wrapper.reset, task, episodes, seed)
+    else:
+        returns = play(lambda o, r: model.predict(o[None])[0], lambda: None, task, episodes, seed)
+    return {"returns": returns, "train_s": train_s}
+
+
+def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
+            overrides: list[str] | None = None) -> dict[str, Any]:
+    """Train GAC with the body's preset (resumed if its run folder exists) and evaluate it."""
+    run_dir = root / f"gac-{Path(dataset).stem}-s{seed}-{steps}"
+    sets = [f"train.steps={steps}", *(overrides or [])]
+    trainer = make_trainer(dataset, run_dir, seed=seed, overrides=sets, resume=True, progress=False)
+    t0 = time.time()
+    start = trainer.step
+    trainer.train(progress=True)
+    train_s = (time.time() - t0) * steps / max(steps - start, 1)  # a resumed run: extrapolated
+    res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode="exploit",
+                              progress=False)
+    return {"returns": res.returns[0].tolist(), "train_s": train_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--steps", type=int, default=1000, help="gradient steps for every method")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--algos", default=",".join(ALGOS))
+    parser.add_argument("--out", default="runs/bench-locomotion")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "results.jsonl"
+    done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    seeds = [int(s) for s in args.seeds.split(",")]
+    algos = args.algos.split(",")
+    for bad in set(algos) - set(ALGOS):
+        raise SystemExit(f"unknown algorithm {bad!r}; known: {', '.join(ALGOS)}")
+    datasets = args.datasets.split(",")
+
+    def key(r: dict[str, Any]) -> tuple:
+        return r["algo"], r["dataset"], r["seed"], r["steps"], r["episodes"]
+
+    for seed in seeds:  # seed-major: a partial run still covers every dataset
+        for dataset in datasets:
+            for algo in algos:
+                if any(key(r) == (algo, dataset, seed, args.steps, args.episodes) for r in done):
+                    continue
+                t0 = time.time()
+                out = (run_gac(dataset, seed, args.steps, args.episodes, root) if algo == "gac"
+                       else run_peer(algo, dataset, seed, args.steps, args.episodes))
+                ref = reference_returns(resolve_dataset(dataset, progress=False).metadata, dataset)
+                row = {"algo": algo, "dataset": dataset, "seed": seed, "steps": args.steps,
+                       "episodes": args.episodes, "threads": args.threads, **out,
+                       "score": float(normalized_score(float(np.mean(out["returns"])), *ref)),
+                       "wall_s": time.time() - t0}
+                done.append(row)
+                with open(log, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"{dataset} seed {seed} {algo}: {row['score']:.1f} "
+                      f"({row['train_s'] / args.steps:.3f} s/step)", flush=True)
+    print(table(done, datasets, algos, args.steps, args.episodes))
+
+
+def table(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], steps: int,
+          episodes: int) -> str:
+    rows = [r for r in rows if r["steps"] == steps and r["episodes"] == episodes]
+    head = "| dataset | data avg | " + " | ".join(a.upper() for a in algos) + " | seeds |"
+    lines = [head, "|" + "---|" * (len(algos) + 3)]
+    means: dict[str, list[float]] = {a: [] for a in algos}
+    for dataset in datasets:
+        store = resolve_dataset(dataset, progress=False)
+        ref = reference_returns(store.metadata, dataset)
+        avg = float(normalized_score(float(store.returns.mean()), *ref))
+        cells, n = [], set()
+        for a in algos:
+            s = [r["score"] for r in rows if r["algo"] == a and r["dataset"] == dataset]
+            n.add(len(s))
+            cells.append(f"{np.mean(s):.1f} ± {np.std(s):.1f}" if s else "-")
+            if s:
+                means[a].append(float(np.mean(s)))
+        lines.append(f"| {dataset} | {avg:.1f} | " + " | ".join(cells) + f" | {max(n)} |")
+    lines.append("| **average** | | " + " | ".join(
+        f"{np.mean(means[a]):.1f}" if len(means[a]) == len(datasets) else "-" for a in algos) + " | |")
+    per_step = {a: [r["train_s"] / r["steps"] for r in rows if r["algo"] == a] for a in algos}
+    timing = ", ".join(f"{a.upper()} {np.mean(v):.3f} s" for a, v in per_step.items() if v)
+    lines.append(f"\n{steps} gradient steps per run, {episodes} episodes per seed; ± is the std "
+                 f"over seeds. Training time per gradient step: {timing}.")
+    if per_step.get("gac") and per_step.get("dt"):
+        ratio = np.mean(per_step["gac"]) / np.mean(per_step["dt"])
+        lines.append(f"GAC / DT time per gradient step: {ratio:.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
