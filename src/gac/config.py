@@ -39,8 +39,12 @@ class InferenceConfig:
     """How a latent plan z0 is chosen before (or during) an episode."""
 
     mode: Literal["exploit", "guided", "prior"] = "exploit"
-    n_starts: int = 16  # exploit: parallel restarts, best kept
-    n_steps: int = 30  # exploit: gradient-ascent steps; guided: Langevin steps
+    # Exploit: the ascent converges fast. Measured (50 episodes, seed 0): 16 starts x 30 steps
+    # vs 8 x 15 scored 57.2 vs 57.6 (medium), 98.3 vs 98.1 and 99.8 vs 100.0 (umaze, 2 models),
+    # with the same predicted returns, at a quarter of the cost (plan search was half of the
+    # policy's time in 300-step rollouts).
+    n_starts: int = 8  # exploit: parallel restarts, best kept
+    n_steps: int = 15  # exploit: gradient-ascent steps; guided: Langevin steps
     step_size: float = 0.3  # Langevin step s (z <- z - s^2/2 grad E + s eps); exploit lr
     # exploit: "penalty" maximises r(U(z0)) - lambda/2 |z0|^2; "sphere" maximises r on the
     # prior's typical set |z0| = sqrt(dim). Measured on pointmaze-medium (48 episodes): penalty

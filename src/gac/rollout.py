@@ -60,7 +60,7 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
         z0 = planner(s0, gen)
         traj_obs = np.zeros((n, horizon, obs.shape[1]), np.float32) if record else None
         traj_act = np.zeros((n, horizon, model.cfg.act_dim), np.float32) if record else None
-        with torch.no_grad():
+        with torch.inference_mode():  # cheaper per op than no_grad; decoding needs no autograd
             z = model.prior(z0)
             predicted.append(model.unscale_return(model.predict_return(z, s0)).cpu().numpy())
             total = np.zeros(n)
@@ -74,13 +74,12 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
                 if not alive.any():
                     break
                 obs_t = torch.as_tensor(obs, device=device)
-                ts = torch.full((n,), t, dtype=torch.long, device=device)
                 if cache:
-                    action = model.act(state, obs_t, ts)
+                    action = model.act(state, obs_t, t)  # one timestep for the whole batch
                     model.observe_action(state, action)
                 else:
                     hist_obs.append(obs_t)
-                    hist_t.append(ts)
+                    hist_t.append(torch.full((n,), t, dtype=torch.long, device=device))
                     action = model.act_uncached(
                         torch.stack(hist_obs, 1),
                         torch.stack(hist_act, 1) if hist_act else

@@ -303,7 +303,17 @@ class Block(nn.Module):
         """``forward`` for a chunk x (B, T, d) of new tokens against the cached ring; with
         ``last_only`` only the last token's output is computed (all K/V still are)."""
         y = self.attn.decode(_layer_norm(self.ln1, x), kv, slot, bias, cos, sin, last_only)
-        x = (x[:, -1:] if last_only else x) + self._dropout(y)
+        return self._decode_rest((x[:, -1:] if last_only else x) + self._dropout(y), cross)
+
+    def decode_alone(self, x: Tensor, cross: FoldedCross) -> Tensor:
+        """``forward`` for tokens (B, 1, d) that attend to themselves only (a one-step context's
+        state tokens): softmax over one key is 1, so self-attention is the value projection."""
+        d = x.shape[-1]
+        qkv = self.attn.qkv
+        v = F.linear(_layer_norm(self.ln1, x), qkv.weight[2 * d:], qkv.bias[2 * d:])
+        return self._decode_rest(x + self._dropout(_linear(self.attn.proj, v)), cross)
+
+    def _decode_rest(self, x: Tensor, cross: FoldedCross) -> Tensor:
         x = x + self._dropout(self.cross.decode(_layer_norm(self.ln2, x), cross))
         up, act, down = self.mlp
         h = F.gelu(_linear(up, _layer_norm(self.ln3, x)), approximate=act.approximate)
@@ -421,13 +431,19 @@ class TrajectoryTransformer(nn.Module):
         token = _linear(self.state_embed, obs)
         if step_embedding is not None:
             token = token + step_embedding
-        if cache.pending_action is None:  # the first step: no action yet
+        if cache.pending_action is None:  # the first step (or a one-step context): no action
             x = token[:, None]
         else:
             x = torch.stack([cache.pending_action, token], dim=1)
         if self.training:
             x = self.drop(x)
-        hidden = self._decode_chunk(cache, x)
+        if self.context_steps == 1:
+            # A state token sees only itself: no past token, no K/V ring, no action token.
+            for block, cross in zip(self.blocks, cache.cross, strict=True):
+                x = block.decode_alone(x, cross)
+            hidden = x[:, -1]
+        else:
+            hidden = self._decode_chunk(cache, x)
         cache.step_embedding, cache.pending_action = step_embedding, None
         cache.awaiting_action = True
         cache.step += 1
@@ -438,8 +454,10 @@ class TrajectoryTransformer(nn.Module):
         goes through the layers with the next state token."""
         if not cache.awaiting_action:
             raise RuntimeError("observe_action() called before act() for this step")
+        cache.awaiting_action = False
+        if self.context_steps == 1:  # no later token attends to it
+            return
         token = _linear(self.action_embed, actions.to(cache.kv.dtype))
         if cache.step_embedding is not None:
             token = token + cache.step_embedding
         cache.pending_action = token
-        cache.awaiting_action = False

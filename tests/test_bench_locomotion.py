@@ -1,0 +1,48 @@
+"""benchmarks/locomotion.py end to end on a tiny hopper file: GAC, DT and IQL train a few steps,
+play an episode and land in the table (a pipeline check, not a quality check)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("d3rlpy")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from locomotion import run_gac, run_peer, table  # noqa: E402
+
+from gac.data.datasets import make_dataset  # noqa: E402
+
+TINY_GAC = ["model.d_model=16", "model.n_layers=1", "model.context_steps=2", "model.prior=mlp",
+            "model.mlp_hidden=16", "train.batch_size=4", "train.window=4", "inference.n_starts=2",
+            "inference.n_steps=2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_hopper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset("hopper-medium", steps=400, out=tmp_path_factory.mktemp("loco") / "h.hdf5",
+                        progress=False)
+
+
+def test_every_method_trains_plays_and_reports(tiny_hopper: Path, tmp_path: Path):
+    rows = []
+    for algo in ("dt", "iql"):
+        out = run_peer(algo, str(tiny_hopper), seed=0, steps=3, episodes=1)
+        rows.append({"algo": algo, **out})
+    rows.append({"algo": "gac", **run_gac(str(tiny_hopper), 0, 3, 1, tmp_path, TINY_GAC)})
+    for r in rows:
+        assert len(r["returns"]) == 1 and math.isfinite(r["returns"][0])
+        assert r["train_s"] > 0
+        r.update(dataset=str(tiny_hopper), seed=0, steps=3, episodes=1, score=r["returns"][0])
+    assert (tmp_path / "gac-h-s0-3" / "checkpoint.pt").exists()
+    text = table(rows, [str(tiny_hopper)], ["gac", "dt", "iql"], 3, 1)
+    assert str(tiny_hopper) in text and "GAC / DT time per gradient step" in text
+    assert "| **average** |" in text
+
+
+def test_unknown_peer_is_refused(tiny_hopper: Path):
+    with pytest.raises(ValueError, match="unknown peer"):
+        run_peer("cql", str(tiny_hopper), 0, 1, 1)
