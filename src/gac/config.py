@@ -197,27 +197,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # its own past actions off the velocities and learn to copy them (copycat); a one-step
     # context avoids that. Many short windows beat a few long ones: consecutive steps are
     # nearly redundant, so more windows per update means more independent data.
-    "pointmaze-umaze": {
-        "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": 300,
-                  "prior": "mlp", "return_condition_s0": True},
-        "train": {"steps": 2000, "batch_size": 128, "window": 8, "lr": 1e-3},
-    },
-    "pointmaze-medium": {
-        "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": 600,
-                  "prior": "mlp", "return_condition_s0": True},
-        "train": {"steps": 3000, "batch_size": 128, "window": 8, "lr": 1e-3},
-    },
-    # Large: a tempered posterior (trajectory term / 10) keeps plans from memorising each
-    # segment's action noise. On medium it helped one seed (57.9 -> 87.7) and hurt another
-    # (50.6 -> 14.6), so medium keeps the exact posterior (docs/design-notes.md).
-    # The large maze's route field is the hardest to fit: twice the windows, more updates
-    # (the medium settings scored about 0 here after 3,000 updates).
-    "pointmaze-large": {
-        "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": 800,
-                  "prior": "mlp", "return_condition_s0": True},
-        "train": {"steps": 4000, "batch_size": 256, "window": 8, "lr": 1e-3,
-                  "posterior_temperature": 10.0},
-    },
+    # No timestep embedding and a posterior tempered by 100: with either, plans (z, t) can
+    # index a segment's per-step action noise, and the decoder then relies on them. On
+    # pointmaze-large seed 0 this took exploitation from 10.6 (timesteps, temperature 10) to
+    # 25.7 (no timesteps) to 69.9 (no timesteps, temperature 100); docs/design-notes.md.
+    **{f"pointmaze-{name}": {
+        "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": horizon,
+                  "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True},
+        "train": {"steps": steps, "batch_size": batch, "window": 8, "lr": 1e-3,
+                  "posterior_temperature": 100.0},
+    } for name, horizon, steps, batch in (("umaze", 300, 2000, 128), ("medium", 600, 3000, 128),
+                                          ("large", 800, 4000, 256))},
     # Locomotion: LPT's width and depth with a 16-step context, and 32 windows of 16 steps per
     # update without burn-in (the first steps of a window see a shorter history, as DT's do):
     # with the exact burn-in of 3 x 15 steps an update costs 3x more on CPU. Measured on

@@ -24,7 +24,7 @@ def test_registry_names_versions_and_references():
     assert sum(isinstance(t, LocomotionTask) for t in TASKS.values()) == 2 * len(BODIES) * len(KINDS)
     assert get_task("hopper-medium-expert-v2").default_steps == 2_000_000
     assert get_task("hopper-medium").default_steps == 100_000
-    assert preset("walker2d-medium-replay").model.context_steps == 32  # the body's preset
+    assert preset("walker2d-medium-replay").model.context_steps == 16  # the body's preset
     with pytest.raises(KeyError, match="unknown task"):
         get_task("ant-medium")
 
