@@ -64,3 +64,22 @@ def test_help_explains_itself():
     assert result.exit_code == 0
     for cmd in ("run", "train", "eval", "data", "tasks"):
         assert cmd in result.output
+
+
+def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAC_CACHE", str(tmp_path / "cache"))
+    run_dir = tmp_path / "pipeline"
+    args = ["run", "--steps", "3", "--episodes", "2", "--run-dir", str(run_dir),
+            "--online-env-steps", "600", *TINY, "--set", "online.stages=1",
+            "--set", "online.updates_per_stage=2", "--set", "online.eval_episodes=2",
+            "--set", "online.n_envs=2", "--set", "online.explore_steps=2",
+            "--set", "inference.n_steps=2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "[4/4] online stages: 600" in result.output and "score before online stages" in result.output
+    for name in ("checkpoint.pt", "results.md", "learning_curve.png", "online/report.md",
+                 "online/online.png"):
+        assert (run_dir / name).exists(), name
+    again = runner.invoke(app, args)  # a finished pipeline resumes to the same report
+    assert again.exit_code == 0, again.output
+    assert "score before online stages" in again.output

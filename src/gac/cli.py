@@ -279,8 +279,6 @@ def finetune_cmd(
     """Continue an offline model online: explore with optimistic returns, label episodes with
     their total return only, refit, and evaluate after each stage."""
     from gac.data.store import DataError
-    from gac.evaluation.plots import online_curves
-    from gac.evaluation.report import online_table
     from gac.runs import make_online
     from gac.train.checkpoint import CheckpointError
 
@@ -296,6 +294,14 @@ def finetune_cmd(
     except (CheckpointError, DataError, ValueError, KeyError, FileExistsError) as exc:
         _fail(str(exc).strip("'\""))
         return
+    _run_online(online, run_dir)
+
+
+def _run_online(online, run_dir: Path) -> list[dict[str, float]]:
+    """Run (or resume) the online stages; write report.md and online.png; print the table."""
+    from gac.evaluation.plots import online_curves
+    from gac.evaluation.report import online_table
+
     c = online.cfg
     typer.echo(f"fine-tuning {online.trainer.cfg.task}: {c.env_steps} env steps in {c.stages} "
                f"stages, Δy {'auto' if c.delta_y is None else c.delta_y}, "
@@ -313,6 +319,7 @@ def finetune_cmd(
     online_curves(records, by_stage, run_dir / "online.png", title=online.trainer.cfg.task)
     typer.echo(table)
     typer.echo(f"report: {run_dir / 'report.md'}, plots: {run_dir / 'online.png'}")
+    return records
 
 
 @app.command("run")
@@ -322,32 +329,49 @@ def run_cmd(
     steps: Annotated[int | None, typer.Option(help="Gradient updates (default: task preset).")] = None,
     episodes: Annotated[int, typer.Option(help="Evaluation episodes per seed.")] = 50,
     run_dir: Annotated[Path | None, typer.Option(help="Default: runs/pipeline-TASK-sSEED.")] = None,
+    online_env_steps: Annotated[int | None, typer.Option(
+        help="Online budget after offline training (default: the task preset's; 0 skips the "
+             "online stages).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Config override for every stage, e.g. --set online.eval_episodes=20.")] = None,
 ) -> None:
-    """The default pipeline: data -> offline training -> evaluation -> results table + plot.
+    """The default pipeline: data -> offline training -> evaluation -> results table + plot ->
+    online stages (exploration by optimistic returns) with the score before and after.
 
     Resumes where it stopped if run again with the same --run-dir.
     """
     from gac.evaluation.plots import learning_curve
     from gac.evaluation.report import write_results
-    from gac.runs import eval_callback, evaluate_checkpoint, make_trainer
+    from gac.runs import eval_callback, evaluate_checkpoint, make_online, make_trainer
 
     run_dir = run_dir or Path("runs") / f"pipeline-{task}-s{seed}"
     t0 = time.time()
-    sets = [f"train.steps={steps}"] if steps else []
-    typer.echo(f"[1/3] data: {task}")
+    sets = [*(overrides or []), *([f"train.steps={steps}"] if steps else [])]
+    typer.echo(f"[1/4] data: {task}")
     trainer = make_trainer(task, run_dir, seed=seed, overrides=sets, resume=True)
     _print_info(trainer.store, Path(trainer.store.metadata.get("source", task)))
-    typer.echo(f"[2/3] training {trainer.cfg.train.steps} updates "
+    typer.echo(f"[2/4] training {trainer.cfg.train.steps} updates "
                f"({trainer.model.n_params():,} parameters)")
     history = trainer.train(on_eval=eval_callback(16, seed=seed))
     curve = learning_curve(history, run_dir / "learning_curve.png", title=f"{task} seed {seed}")
-    typer.echo(f"[3/3] evaluating: {episodes} episodes x 3 seeds, exploit and prior plans")
+    typer.echo(f"[3/4] evaluating: {episodes} episodes x 3 seeds, exploit and prior plans")
     ckpt = run_dir / "checkpoint.pt"
     results = {m: evaluate_checkpoint(ckpt, episodes, [0, 1, 2], mode=m, progress=False)
                for m in ("exploit", "prior")}
     table = write_results(run_dir / "results.md", task, trainer, results, time.time() - t0)
     typer.echo(table)
     typer.echo(f"learning curve: {curve}\nresults: {run_dir / 'results.md'}")
+    budget = trainer.cfg.online.env_steps if online_env_steps is None else online_env_steps
+    if budget <= 0:
+        return
+    typer.echo(f"[4/4] online stages: {budget} environment steps, return-only labels")
+    online_dir = run_dir / "online"
+    online = make_online(ckpt, online_dir, [*sets, f"online.env_steps={budget}"],
+                         resume=(online_dir / "checkpoint.pt").exists())
+    records = _run_online(online, online_dir)
+    typer.echo(f"score before online stages {records[0]['score']:.1f}, after "
+               f"{records[-1]['score']:.1f} ({records[-1]['score'] - records[0]['score']:+.1f}); "
+               f"total {(time.time() - t0) / 60:.1f} min")
 
 
 register_sweep(app)  # `gac sweep`, `gac report`: defined in gac.sweep.commands

@@ -206,6 +206,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True},
         "train": {"steps": steps, "batch_size": batch, "window": 8, "lr": 1e-3,
                   "posterior_temperature": 100.0},
+        "online": {"env_steps": 48 * horizon},  # 3 stages of 16 episodes
     } for name, horizon, steps, batch in (("umaze", 300, 2000, 128), ("medium", 600, 3000, 128),
                                           ("large", 800, 4000, 256))},
     # Locomotion: LPT's width and depth with a 16-step context, and 32 windows of 16 steps per
