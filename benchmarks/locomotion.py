@@ -28,8 +28,10 @@ Targets (issue 5): GAC >= DT on every dataset, GAC >= IQL on average.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 from peers_d3rlpy import d3rlpy, to_mdp_dataset  # quiets d3rlpy's import notice and logs
 
+from gac.config import apply_overrides, preset
 from gac.data.datasets import resolve_dataset
 from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
 from gac.tasks import normalized_score
@@ -105,11 +108,22 @@ def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> d
     return {"returns": returns, "train_s": train_s}
 
 
+def gac_version(dataset: str, overrides: list[str] | None = None) -> str:
+    """A fingerprint of the GAC config a run would use: results of an older preset are kept in
+    the log but neither reused nor tabulated."""
+    cfg = apply_overrides(preset(dataset), list(overrides or []))
+    text = json.dumps({"model": asdict(cfg.model), "train": asdict(cfg.train),
+                       "inference": asdict(cfg.inference)}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
 def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
             overrides: list[str] | None = None) -> dict[str, Any]:
     """Train GAC with the body's preset (resumed if its run folder exists) and evaluate it."""
-    run_dir = root / f"gac-{Path(dataset).stem}-s{seed}-{steps}"
     sets = [f"train.steps={steps}", *(overrides or [])]
+    task = resolve_dataset(dataset, progress=False).metadata.get("task", dataset)
+    version = gac_version(task, sets)
+    run_dir = root / f"gac-{Path(dataset).stem}-s{seed}-{steps}-{version}"
     trainer = make_trainer(dataset, run_dir, seed=seed, overrides=sets, resume=True, progress=False)
     t0 = time.time()
     start = trainer.step
@@ -117,7 +131,7 @@ def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
     train_s = (time.time() - t0) * steps / max(steps - start, 1)  # a resumed run: extrapolated
     res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode="exploit",
                               progress=False)
-    return {"returns": res.returns[0].tolist(), "train_s": train_s}
+    return {"returns": res.returns[0].tolist(), "train_s": train_s, "version": version}
 
 
 def main() -> None:
@@ -140,6 +154,9 @@ def main() -> None:
     for bad in set(algos) - set(ALGOS):
         raise SystemExit(f"unknown algorithm {bad!r}; known: {', '.join(ALGOS)}")
     datasets = args.datasets.split(",")
+
+    versions = {d: gac_version(d, [f"train.steps={args.steps}"]) for d in datasets}
+    done = [r for r in done if r["algo"] != "gac" or r.get("version") == versions[r["dataset"]]]
 
     def key(r: dict[str, Any]) -> tuple:
         return r["algo"], r["dataset"], r["seed"], r["steps"], r["episodes"]
