@@ -143,6 +143,8 @@ def main() -> None:
     parser.add_argument("--algos", default=",".join(ALGOS))
     parser.add_argument("--out", default="runs/bench-locomotion")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", action="store_true",
+                        help="only print the table of the runs already in the log")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = Path(args.out)
@@ -155,13 +157,21 @@ def main() -> None:
         raise SystemExit(f"unknown algorithm {bad!r}; known: {', '.join(ALGOS)}")
     datasets = args.datasets.split(",")
 
-    versions = {d: gac_version(d, [f"train.steps={args.steps}"]) for d in datasets}
-    done = [r for r in done if r["algo"] != "gac" or r.get("version") == versions[r["dataset"]]]
+    versions: dict[str, str] = {}  # per dataset in the log, whether run now or not
+
+    def current(r: dict[str, Any]) -> bool:
+        if r["algo"] != "gac":
+            return True
+        if r["dataset"] not in versions:
+            versions[r["dataset"]] = gac_version(r["dataset"], [f"train.steps={r['steps']}"])
+        return r.get("version") == versions[r["dataset"]]
+
+    done = [r for r in done if current(r)]
 
     def key(r: dict[str, Any]) -> tuple:
         return r["algo"], r["dataset"], r["seed"], r["steps"], r["episodes"]
 
-    for seed in seeds:  # seed-major: a partial run still covers every dataset
+    for seed in [] if args.report else seeds:  # seed-major: a partial run covers every dataset
         for dataset in datasets:
             for algo in algos:
                 if any(key(r) == (algo, dataset, seed, args.steps, args.episodes) for r in done):
