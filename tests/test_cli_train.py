@@ -83,3 +83,9 @@ def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
     again = runner.invoke(app, args)  # a finished pipeline resumes to the same report
     assert again.exit_code == 0, again.output
     assert "score before online stages" in again.output
+
+
+def test_run_rejects_a_bad_override(tmp_path):
+    result = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "r"), "--set", "train.nope=1"])
+    assert result.exit_code == 2
+    assert "no field 'nope'" in result.output

@@ -340,15 +340,21 @@ def run_cmd(
 
     Resumes where it stopped if run again with the same --run-dir.
     """
+    from gac.data.store import DataError
     from gac.evaluation.plots import learning_curve
     from gac.evaluation.report import write_results
     from gac.runs import eval_callback, evaluate_checkpoint, make_online, make_trainer
+    from gac.train.checkpoint import CheckpointError
 
     run_dir = run_dir or Path("runs") / f"pipeline-{task}-s{seed}"
     t0 = time.time()
     sets = [*(overrides or []), *([f"train.steps={steps}"] if steps else [])]
     typer.echo(f"[1/4] data: {task}")
-    trainer = make_trainer(task, run_dir, seed=seed, overrides=sets, resume=True)
+    try:
+        trainer = make_trainer(task, run_dir, seed=seed, overrides=sets, resume=True)
+    except (KeyError, ValueError, DataError, CheckpointError) as exc:
+        _fail(str(exc).strip("'\""))
+        return
     _print_info(trainer.store, Path(trainer.store.metadata.get("source", task)))
     typer.echo(f"[2/4] training {trainer.cfg.train.steps} updates "
                f"({trainer.model.n_params():,} parameters)")
