@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from peers_d3rlpy import d3rlpy, to_mdp_dataset  # quiets d3rlpy's import notice and logs
+from peers_d3rlpy import d3rlpy, play, to_mdp_dataset  # quiets d3rlpy's import notice and logs
 
 from gac.config import apply_overrides, preset
 from gac.data.datasets import resolve_dataset
@@ -72,24 +72,6 @@ def peer_config(algo: str, steps: int) -> Any:
     raise ValueError(f"unknown peer {algo!r}")
 
 
-def play(act: Any, reset: Any, task: str, episodes: int, seed: int) -> list[float]:
-    """Returns of ``episodes`` episodes on the task's evaluation env, from GAC's evaluation
-    reset seeds; ``reset()`` is called at each start (stateful DT)."""
-    env = make_gym_env(task)
-    returns = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=10_000 * (seed + 1) + k)
-        reset()
-        ret, reward, done = 0.0, 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(obs, reward))
-            ret += reward
-            done = terminated or truncated
-        returns.append(ret)
-    env.close()
-    return returns
-
-
 def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
     """Train a d3rlpy peer on ``dataset`` (a name or an HDF5 path) and play its episodes."""
     store = resolve_dataset(dataset, progress=False)
@@ -100,12 +82,16 @@ def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> d
     model.fit(to_mdp_dataset(store), n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
               save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
     train_s = time.time() - t0
+    env = make_gym_env(task)
     if algo == "dt":
         wrapper = model.as_stateful_wrapper(target_return=float(store.metadata["ref_max_score"]))
-        returns = play(lambda o, r: wrapper.predict(o, r), wrapper.reset, task, episodes, seed)
+        returns = play(wrapper.predict, env, episodes, seed, reset=wrapper.reset)
     else:
-        returns = play(lambda o, r: model.predict(o[None])[0], lambda: None, task, episodes, seed)
-    return {"returns": returns, "train_s": train_s}
+        returns = play(lambda obs, _: model.predict(obs[None])[0], env, episodes, seed)
+    env.close()
+    ref = reference_returns(store.metadata, task)
+    return {"returns": returns, "train_s": train_s,
+            "score": float(normalized_score(float(np.mean(returns)), *ref))}
 
 
 def gac_version(dataset: str, overrides: list[str] | None = None) -> str:
@@ -131,7 +117,8 @@ def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
     train_s = (time.time() - t0) * steps / max(steps - start, 1)  # a resumed run: extrapolated
     res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode="exploit",
                               progress=False)
-    return {"returns": res.returns[0].tolist(), "train_s": train_s, "version": version}
+    return {"returns": res.returns[0].tolist(), "train_s": train_s, "version": version,
+            "score": res.summary()["score_mean"]}
 
 
 def main() -> None:
@@ -179,10 +166,8 @@ def main() -> None:
                 t0 = time.time()
                 out = (run_gac(dataset, seed, args.steps, args.episodes, root) if algo == "gac"
                        else run_peer(algo, dataset, seed, args.steps, args.episodes))
-                ref = reference_returns(resolve_dataset(dataset, progress=False).metadata, dataset)
                 row = {"algo": algo, "dataset": dataset, "seed": seed, "steps": args.steps,
                        "episodes": args.episodes, "threads": args.threads, **out,
-                       "score": float(normalized_score(float(np.mean(out["returns"])), *ref)),
                        "wall_s": time.time() - t0}
                 done.append(row)
                 with open(log, "a") as f:

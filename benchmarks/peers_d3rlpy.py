@@ -33,7 +33,7 @@ from gac.tasks import normalized_score
 from gac.tasks.gym_adapter import GymTaskEnv, make_gym_env
 
 ALGOS = ("calql", "iql")
-EVAL_SEED_BASE = 10_000  # gac.evaluation.evaluate's episode seeds for evaluation seed 0
+EVAL_SEED_BASE = 10_000  # gac.evaluation.evaluate: seed s plays episodes from 10_000 * (s + 1)
 CALQL_BLOCK = 1000  # Cal-QL fine-tunes in blocks: collect this many env steps, then as many updates
 
 # d3rlpy imports legacy gym, which prints an unmaintained-package notice to stderr on import.
@@ -102,17 +102,27 @@ def make_algo(algo: str, offline_steps: int, hidden: Sequence[int] | None = None
     raise ValueError(f"unknown peer algorithm {algo!r}; known: {', '.join(ALGOS)}")
 
 
-def evaluate(policy: Any, env: GymTaskEnv, episodes: int, ref: tuple[float, float]) -> float:
-    """Mean normalised score of the deterministic policy over ``episodes`` full-horizon episodes."""
+def play(act: Any, env: GymTaskEnv, episodes: int, seed: int = 0, reset: Any = None) -> list[float]:
+    """Returns of ``episodes`` full-horizon episodes of ``act(obs, last_reward) -> action``, from
+    the reset seeds of GAC's evaluation seed ``seed``; ``reset()`` runs at each episode start
+    (stateful policies such as d3rlpy's DT wrapper)."""
     returns = []
     for k in range(episodes):
-        obs, _ = env.reset(seed=EVAL_SEED_BASE + k)
-        ret, done = 0.0, False
+        obs, _ = env.reset(seed=EVAL_SEED_BASE * (seed + 1) + k)
+        if reset is not None:
+            reset()
+        ret, reward, done = 0.0, 0.0, False
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy.predict(obs[None])[0])
+            obs, reward, terminated, truncated, _ = env.step(act(obs, reward))
             ret += reward
             done = terminated or truncated
         returns.append(ret)
+    return returns
+
+
+def evaluate(policy: Any, env: GymTaskEnv, episodes: int, ref: tuple[float, float]) -> float:
+    """Mean normalised score of the deterministic policy over ``episodes`` full-horizon episodes."""
+    returns = play(lambda obs, _: policy.predict(obs[None])[0], env, episodes)
     return float(normalized_score(float(np.mean(returns)), *ref))
 
 

@@ -35,7 +35,7 @@ def test_every_method_trains_plays_and_reports(tiny_hopper: Path, tmp_path: Path
     rows.append({"algo": "gac", **run_gac(str(tiny_hopper), 0, 3, 1, tmp_path, TINY_GAC)})
     for r in rows:
         assert len(r["returns"]) == 1 and math.isfinite(r["returns"][0])
-        assert r["train_s"] > 0
+        assert r["train_s"] > 0 and math.isfinite(r["score"])
         r.update(dataset=str(tiny_hopper), seed=0, steps=3, episodes=1, score=r["returns"][0])
     assert len(list(tmp_path.glob("gac-h-s0-3-*/checkpoint.pt"))) == 1  # named by its config
     text = table(rows, [str(tiny_hopper)], ["gac", "dt", "iql"], 3, 1)
