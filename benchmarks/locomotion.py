@@ -28,6 +28,7 @@ Targets (issue 5): GAC >= DT on every dataset, GAC >= IQL on average.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import time
@@ -114,7 +115,11 @@ def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
     t0 = time.time()
     start = trainer.step
     trainer.train(progress=True)
-    train_s = (time.time() - t0) * steps / max(steps - start, 1)  # a resumed run: extrapolated
+    if start < steps:  # a resumed run: extrapolated from the updates made now
+        train_s = (time.time() - t0) * steps / (steps - start)
+    else:  # already trained: the logged update times (batch sampling excluded)
+        with open(run_dir / "metrics.csv") as f:
+            train_s = float(np.mean([float(r["update_s"]) for r in csv.DictReader(f)])) * steps
     res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode="exploit",
                               progress=False)
     return {"returns": res.returns[0].tolist(), "train_s": train_s, "version": version,
@@ -175,6 +180,14 @@ def main() -> None:
                 print(f"{dataset} seed {seed} {algo}: {row['score']:.1f} "
                       f"({row['train_s'] / args.steps:.3f} s/step)", flush=True)
     print(table(done, datasets, algos, args.steps, args.episodes))
+    print(f"plot: {plot(done, datasets, algos, args.steps, args.episodes, root / 'scores.png')}")
+
+
+def data_score(dataset: str, seed: int) -> float:
+    """The normalised mean episode return of one seed's dataset."""
+    store = resolve_dataset(dataset, seed=seed, progress=False)
+    ref = reference_returns(store.metadata, dataset)
+    return float(normalized_score(float(store.returns.mean()), *ref))
 
 
 def table(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], steps: int,
@@ -184,9 +197,8 @@ def table(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], ste
     lines = [head, "|" + "---|" * (len(algos) + 3)]
     means: dict[str, list[float]] = {a: [] for a in algos}
     for dataset in datasets:
-        store = resolve_dataset(dataset, progress=False)
-        ref = reference_returns(store.metadata, dataset)
-        avg = float(normalized_score(float(store.returns.mean()), *ref))
+        avg = float(np.mean([data_score(dataset, seed) for seed in
+                             sorted({r["seed"] for r in rows if r["dataset"] == dataset}) or [0]]))
         cells, n = [], set()
         for a in algos:
             s = [r["score"] for r in rows if r["algo"] == a and r["dataset"] == dataset]
@@ -204,7 +216,36 @@ def table(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], ste
     if per_step.get("gac") and per_step.get("dt"):
         ratio = np.mean(per_step["gac"]) / np.mean(per_step["dt"])
         lines.append(f"GAC / DT time per gradient step: {ratio:.2f}")
+    if all(len(means.get(a, [])) == len(datasets) for a in ("gac", "dt", "iql")):
+        wins = sum(g >= d for g, d in zip(means["gac"], means["dt"], strict=True))
+        lines.append(f"targets: GAC >= DT on {wins} of {len(datasets)} datasets (all needed); "
+                     f"GAC average {np.mean(means['gac']):.1f} vs IQL {np.mean(means['iql']):.1f}")
     return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], steps: int,
+         episodes: int, path: Path) -> Path:
+    """Grouped bars (mean over seeds) with one dot per seed, per dataset and method."""
+    from gac.evaluation.plots import _save, plt
+
+    rows = [r for r in rows if r["steps"] == steps and r["episodes"] == episodes]
+    fig, ax = plt.subplots(figsize=(1.6 * len(datasets) + 2, 3.8))
+    width = 0.8 / len(algos)
+    for k, algo in enumerate(algos):
+        label: str | None = algo.upper()
+        for i, dataset in enumerate(datasets):
+            s = [r["score"] for r in rows if r["algo"] == algo and r["dataset"] == dataset]
+            if not s:
+                continue
+            x = i + (k - (len(algos) - 1) / 2) * width
+            ax.bar(x, np.mean(s), width, color=f"C{k}", alpha=0.6, label=label)
+            label = None
+            ax.scatter(np.full(len(s), x), s, color="black", s=10, zorder=3)
+    ax.set_xticks(np.arange(len(datasets)), datasets, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("normalised score (bars: mean; dots: seeds)", fontsize=8)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=8)
+    return _save(fig, path, f"offline locomotion, {steps} gradient steps, {episodes} episodes per seed")
 
 
 if __name__ == "__main__":
