@@ -75,7 +75,7 @@ def peer_config(algo: str, steps: int) -> Any:
 
 def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
     """Train a d3rlpy peer on ``dataset`` (a name or an HDF5 path) and play its episodes."""
-    store = resolve_dataset(dataset, progress=False)
+    store = resolve_dataset(dataset, seed=seed, progress=False)  # the seed's file, as GAC's
     task = store.metadata.get("task", dataset)
     d3rlpy.seed(seed)
     model = peer_config(algo, steps).create(device="cpu:0")
@@ -91,7 +91,7 @@ def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> d
         returns = play(lambda obs, _: model.predict(obs[None])[0], env, episodes, seed)
     env.close()
     ref = reference_returns(store.metadata, task)
-    return {"returns": returns, "train_s": train_s,
+    return {"returns": returns, "train_s": train_s, "data_seed": seed,
             "score": float(normalized_score(float(np.mean(returns)), *ref))}
 
 
@@ -152,8 +152,8 @@ def main() -> None:
     versions: dict[str, str] = {}  # per dataset in the log, whether run now or not
 
     def current(r: dict[str, Any]) -> bool:
-        if r["algo"] != "gac":
-            return True
+        if r["algo"] != "gac":  # peer rows logged before data_seed trained on seed 0's file
+            return r.get("data_seed", 0) == r["seed"]
         if r["dataset"] not in versions:
             versions[r["dataset"]] = gac_version(r["dataset"], [f"train.steps={r['steps']}"])
         return r.get("version") == versions[r["dataset"]]
