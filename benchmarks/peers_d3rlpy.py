@@ -154,7 +154,7 @@ def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_ste
         raise ValueError(f"need offline_steps >= 1, online_env_steps >= 0, eval_episodes >= 1; got "
                          f"{offline_steps}, {online_env_steps}, {eval_episodes}")
     t0 = time.time()
-    store = resolve_dataset(dataset or task, progress=False)  # a path, minari:ID or task name
+    store = resolve_dataset(dataset or task, seed=seed, progress=False)  # a task: the seed's file
     ref = _reference(store)
     offline = to_mdp_dataset(store)
     d3rlpy.seed(seed)
