@@ -144,9 +144,12 @@ def _finetune_buffer(algo: str, offline: d3rlpy.dataset.MDPDataset, limit: int, 
 
 
 def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_steps: int,
-             eval_episodes: int = 20, dataset: str | None = None, hidden: Sequence[int] | None = None
-             ) -> dict[str, Any]:
-    """Offline training, then online fine-tuning, of one d3rlpy peer; scores before and after."""
+             eval_episodes: int = 20, dataset: str | None = None, hidden: Sequence[int] | None = None,
+             progress: bool = False) -> dict[str, Any]:
+    """Offline training, then online fine-tuning, of one d3rlpy peer; scores before and after.
+
+    ``progress`` shows d3rlpy's own bars (one for fit(), one for fit_online()).
+    """
     if algo not in ALGOS:
         raise ValueError(f"unknown peer algorithm {algo!r}; known: {', '.join(ALGOS)}")
     if offline_steps < 1 or online_env_steps < 0 or eval_episodes < 1:
@@ -159,7 +162,7 @@ def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_ste
     offline = to_mdp_dataset(store)
     d3rlpy.seed(seed)
     peer = make_algo(algo, offline_steps, hidden)
-    quiet: dict[str, Any] = {"logger_adapter": d3rlpy.logging.NoopAdapterFactory(), "show_progress": False}
+    quiet: dict[str, Any] = {"logger_adapter": d3rlpy.logging.NoopAdapterFactory(), "show_progress": progress}
 
     # fit() runs n_steps // n_steps_per_epoch epochs: one epoch of exactly offline_steps.
     peer.fit(offline, n_steps=offline_steps, n_steps_per_epoch=max(offline_steps, 1), **quiet)
@@ -214,7 +217,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     res = run_peer(args.algo, args.task, args.seed, args.offline_steps, args.online_env_steps,
                    eval_episodes=args.eval_episodes, dataset=args.dataset,
-                   hidden=[int(h) for h in args.hidden.split(",")] if args.hidden else None)
+                   hidden=[int(h) for h in args.hidden.split(",")] if args.hidden else None,
+                   progress=True)
     print(json.dumps(res))
 
 
