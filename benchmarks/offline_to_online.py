@@ -12,6 +12,7 @@ trained with the task preset; trained here if missing). Each variant fine-tunes 
   dy=X     - exploration with a fixed delta-y of X reward units (ablation sweep, first seed).
 Peers (needs `pip install -e ".[peers]"`): d3rlpy fit() then fit_online() on the same dataset,
 sparse reward, same environment-step budget (benchmarks/peers_d3rlpy.py).
+Prints the table and writes OUT/TASK-curves.png (score against online env steps, every seed).
 Targets: GAC's gain >= +30 points and larger than the others'; auto within 10% of the best
 fixed delta-y.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gac.evaluation.plots import method_curves
 from gac.runs import make_online, make_trainer
 
 TARGET_GAIN = 30.0
@@ -89,7 +91,9 @@ def main() -> None:
                          hidden=hidden)
             rows.setdefault(f"d3rlpy {algo}", []).append(
                 {"offline": r["offline_score"], "final": r["final_score"], "steps": r["env_steps"],
-                 "wall": r["wall_s"]})
+                 "wall": r["wall_s"], "records": [{"env_steps": 0, "score": r["offline_score"]},
+                                                  {"env_steps": r["env_steps"],
+                                                   "score": r["final_score"]}]})
             print(f"{algo} seed {seed}: {r['offline_score']:.1f} -> {r['final_score']:.1f}",
                   flush=True)
 
@@ -109,6 +113,11 @@ def main() -> None:
         auto0 = rows["auto"][0]["final"]
         print(f"\nablation (seed {seeds[0]}): auto final {auto0:.1f} vs best fixed delta-y "
               f"{best:.1f} -> {100 * (auto0 - best) / max(abs(best), 1e-9):+.1f}% (target: within 10%)")
+    curves = {name: [[(x["env_steps"], x["score"]) for x in r["records"]] for r in res]
+              for name, res in rows.items()}
+    png = method_curves(curves, Path(args.out) / f"{args.task}-curves.png",
+                        f"{args.task}: offline-to-online, {args.env_steps} env steps")
+    print(f"plot: {png}")
     gain = np.mean([r["final"] - r["offline"] for r in rows["auto"]])
     print(f"target: GAC gain >= +{TARGET_GAIN:.0f} -> {gain:+.1f} "
           f"({'met' if gain >= TARGET_GAIN else 'NOT met'})")

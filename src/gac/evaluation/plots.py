@@ -69,3 +69,21 @@ def online_curves(records: list[dict[str, float]], returns_by_stage: list[np.nda
     axes[1].set_xlabel("stage")
     axes[1].set_ylabel("return of collected episodes")
     return _save(fig, path, title)
+
+
+def method_curves(curves: dict[str, list[list[tuple[float, float]]]], path: str | Path,
+                  title: str) -> Path:
+    """Score against online environment steps, per method: one thin line per seed, a thick
+    line through the means (seeds of a method share their evaluation points)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for k, (name, seeds) in enumerate(curves.items()):
+        for pts in seeds:
+            ax.plot(*zip(*pts, strict=True), color=f"C{k}", alpha=0.3, linewidth=0.8)
+        if len({len(p) for p in seeds}) == 1:
+            mean = np.mean([[s for _, s in pts] for pts in seeds], axis=0)
+            ax.plot([x for x, _ in seeds[0]], mean, color=f"C{k}", marker="o", linewidth=2,
+                    label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+    ax.set_xlabel("online environment steps")
+    ax.set_ylabel("normalised score")
+    ax.legend(fontsize=8)
+    return _save(fig, path, title)
