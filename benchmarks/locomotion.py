@@ -28,7 +28,6 @@ Targets (issue 5): GAC >= DT on every dataset, GAC >= IQL on average.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import time
@@ -118,8 +117,7 @@ def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
     if start < steps:  # a resumed run: extrapolated from the updates made now
         train_s = (time.time() - t0) * steps / (steps - start)
     else:  # already trained: the logged update times (batch sampling excluded)
-        with open(run_dir / "metrics.csv") as f:
-            train_s = float(np.mean([float(r["update_s"]) for r in csv.DictReader(f)])) * steps
+        train_s = float(np.mean([h["update_s"] for h in trainer.history])) * steps
     res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode="exploit",
                               progress=False)
     return {"returns": res.returns[0].tolist(), "train_s": train_s, "version": version,

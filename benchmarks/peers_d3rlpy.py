@@ -162,10 +162,11 @@ def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_ste
     offline = to_mdp_dataset(store)
     d3rlpy.seed(seed)
     peer = make_algo(algo, offline_steps, hidden)
-    quiet: dict[str, Any] = {"logger_adapter": d3rlpy.logging.NoopAdapterFactory(), "show_progress": progress}
+    fit_kw: dict[str, Any] = {"logger_adapter": d3rlpy.logging.NoopAdapterFactory(),
+                              "show_progress": progress}
 
     # fit() runs n_steps // n_steps_per_epoch epochs: one epoch of exactly offline_steps.
-    peer.fit(offline, n_steps=offline_steps, n_steps_per_epoch=max(offline_steps, 1), **quiet)
+    peer.fit(offline, n_steps=offline_steps, n_steps_per_epoch=max(offline_steps, 1), **fit_kw)
     eval_env = make_gym_env(task)
     offline_score = evaluate(peer, eval_env, eval_episodes, ref)
 
@@ -188,7 +189,7 @@ def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_ste
         # update_start_step=1: a mixed batch cannot be drawn before the online buffer holds a step.
         peer.fit_online(env, buffer=buffer, n_steps=online_env_steps, n_steps_per_epoch=online_env_steps,
                         update_interval=block, n_updates=block, update_start_step=int(algo == "calql"),
-                        **quiet)
+                        **fit_kw)
         # Blocks cut short by the budget's end still get their updates: one update per env step.
         for _ in range(online_env_steps % block):
             peer.update(buffer.sample_transition_batch(peer.config.batch_size))

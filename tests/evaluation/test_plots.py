@@ -1,15 +1,21 @@
 import matplotlib.image as mpimg
 
-from gac.evaluation.plots import method_curves
+from gac.evaluation.plots import mean_over_seeds, method_curves
 
 
 def test_method_curves_writes_a_png_for_ragged_methods(tmp_path):
     curves = {
         "auto": [[(0, 40.0), (100, 55.0), (200, 70.0)], [(0, 60.0), (100, 62.0), (200, 80.0)]],
         "peer": [[(0, 10.0), (200, 50.0)]],  # before/after only
-        "ragged": [[(0, 1.0), (100, 2.0)], [(0, 1.0)]],  # unequal: seeds drawn, no mean line
+        "ragged": [[(0, 1.0), (100, 2.0)], [(0, 1.0)]],  # unequal: the mean uses the seeds at each x
     }
     path = method_curves(curves, tmp_path / "sub" / "curves.png", "title")
     assert path == tmp_path / "sub" / "curves.png"
     img = mpimg.imread(path)
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+
+
+def test_mean_over_seeds_averages_the_seeds_present_at_each_x():
+    xs, mean, std = mean_over_seeds([[(0, 1.0), (100, 3.0)], [(0, 3.0)]])
+    assert xs == [0, 100]
+    assert mean.tolist() == [2.0, 3.0] and std.tolist() == [1.0, 0.0]

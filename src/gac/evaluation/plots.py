@@ -71,18 +71,25 @@ def online_curves(records: list[dict[str, float]], returns_by_stage: list[np.nda
     return _save(fig, path, title)
 
 
+def mean_over_seeds(runs: list[list[tuple[float, float]]]) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Mean and std of (x, y) curves across seeds, at every x any of them has (each x averages
+    the seeds that have it, so ragged curves need no alignment)."""
+    xs = sorted({x for run in runs for x, _ in run})
+    ys = [[y for run in runs for x2, y in run if x2 == x] for x in xs]
+    return xs, np.array([np.mean(y) for y in ys]), np.array([np.std(y) for y in ys])
+
+
 def method_curves(curves: dict[str, list[list[tuple[float, float]]]], path: str | Path,
                   title: str) -> Path:
-    """Score against online environment steps, per method: one thin line per seed, a thick
-    line through the means (seeds of a method share their evaluation points)."""
+    """Score against online environment steps, per method: one thin line per seed and a thick
+    line through the means."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for k, (name, seeds) in enumerate(curves.items()):
         for pts in seeds:
             ax.plot(*zip(*pts, strict=True), color=f"C{k}", alpha=0.3, linewidth=0.8)
-        if len({len(p) for p in seeds}) == 1:
-            mean = np.mean([[s for _, s in pts] for pts in seeds], axis=0)
-            ax.plot([x for x, _ in seeds[0]], mean, color=f"C{k}", marker="o", linewidth=2,
-                    label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+        xs, mean, _ = mean_over_seeds(seeds)
+        ax.plot(xs, mean, color=f"C{k}", marker="o", linewidth=2,
+                label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
     ax.set_xlabel("online environment steps")
     ax.set_ylabel("normalised score")
     ax.legend(fontsize=8)

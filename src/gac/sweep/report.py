@@ -194,7 +194,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path, title: str) -> Path | No
 def plot_curves(trials: list[dict[str, Any]], path: Path, title: str) -> Path | None:
     """Per task, per setting: the trials' curves (online score, else evaluation score during
     training, else training loss), mean and std across seeds at the x values they share."""
-    from gac.evaluation.plots import _save, plt
+    from gac.evaluation.plots import _save, mean_over_seeds, plt
 
     done = [t for t in trials if t["status"].get("status") == "done"]
     curves = [t["status"]["result"].get("curves") or {} for t in done]
@@ -212,10 +212,7 @@ def plot_curves(trials: list[dict[str, Any]], path: Path, title: str) -> Path | 
             if t["trial"]["task"] == task:
                 by_setting.setdefault(_setting(t["trial"]), []).append(c[metric])
         for setting, runs in by_setting.items():
-            xs = sorted({p[0] for run in runs for p in run})
-            ys = [[p[1] for run in runs for p in run if p[0] == x] for x in xs]
-            mean = np.array([np.mean(y) for y in ys])
-            std = np.array([np.std(y) for y in ys])
+            xs, mean, std = mean_over_seeds(runs)
             ax.plot(xs, mean, marker="o" if len(xs) < 20 else None, ms=3,
                     label=f"{setting} ({len(runs)} seeds)")
             ax.fill_between(xs, mean - std, mean + std, alpha=0.2)
