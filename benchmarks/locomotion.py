@@ -224,7 +224,7 @@ def table(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], ste
 def plot(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], steps: int,
          episodes: int, path: Path) -> Path:
     """Grouped bars (mean over seeds) with one dot per seed, per dataset and method."""
-    from gac.evaluation.plots import _save, plt
+    from gac.evaluation.plots import plt, save_figure
 
     rows = [r for r in rows if r["steps"] == steps and r["episodes"] == episodes]
     fig, ax = plt.subplots(figsize=(1.6 * len(datasets) + 2, 3.8))
@@ -243,7 +243,7 @@ def plot(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], step
     ax.set_ylabel("normalised score (bars: mean; dots: seeds)", fontsize=8)
     if ax.get_legend_handles_labels()[1]:
         ax.legend(fontsize=8)
-    return _save(fig, path, f"offline locomotion, {steps} gradient steps, {episodes} episodes per seed")
+    return save_figure(fig, path, f"offline locomotion, {steps} gradient steps, {episodes} episodes per seed")
 
 
 if __name__ == "__main__":

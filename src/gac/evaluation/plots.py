@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: str | Path, title: str) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path, title: str) -> Path:
+    """Title, lay out, write (creating the folder) and close a figure; returns its path."""
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
@@ -28,7 +29,7 @@ def return_histogram(returns: np.ndarray, lengths: np.ndarray, path: str | Path,
     axes[0].set_ylabel("episodes")
     axes[1].hist(lengths, bins=40, color="tab:orange")
     axes[1].set_xlabel("episode length")
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def learning_curve(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
@@ -51,7 +52,7 @@ def learning_curve(history: list[dict[str, float]], path: str | Path, title: str
         ax.set_xlabel("update")
         ax.set_ylabel("normalised score")
         ax.set_title("exploitation policy")
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def online_curves(records: list[dict[str, float]], returns_by_stage: list[np.ndarray],
@@ -68,7 +69,7 @@ def online_curves(records: list[dict[str, float]], returns_by_stage: list[np.nda
         axes[1].boxplot(returns_by_stage, tick_labels=[str(i + 1) for i in range(len(returns_by_stage))])
     axes[1].set_xlabel("stage")
     axes[1].set_ylabel("return of collected episodes")
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def mean_over_seeds(runs: list[list[tuple[float, float]]]) -> tuple[list[float], np.ndarray, np.ndarray]:
@@ -93,4 +94,4 @@ def method_curves(curves: dict[str, list[list[tuple[float, float]]]], path: str 
     ax.set_xlabel("online environment steps")
     ax.set_ylabel("normalised score")
     ax.legend(fontsize=8)
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)

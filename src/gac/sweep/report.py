@@ -165,7 +165,7 @@ def write_trials_csv(trials: list[dict[str, Any]], path: Path) -> None:
 
 # ---------------------------------------------------------------------------- plots
 def plot_scores(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
-    from gac.evaluation.plots import _save, plt
+    from gac.evaluation.plots import plt, save_figure
 
     tasks = list(dict.fromkeys(r["task"] for r in rows if "score" in r))
     if not tasks:
@@ -188,13 +188,13 @@ def plot_scores(rows: list[dict[str, Any]], path: Path, title: str) -> Path | No
         ax.set_xticks(x, [r["setting"] for r in mine], rotation=30, ha="right", fontsize=8)
         ax.set_title(task, fontsize=10)
         ax.set_ylabel("score (bars: mean, 95% CI; dots: seeds)", fontsize=8)
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def plot_curves(trials: list[dict[str, Any]], path: Path, title: str) -> Path | None:
     """Per task, per setting: the trials' curves (online score, else evaluation score during
     training, else training loss), mean and std across seeds at the x values they share."""
-    from gac.evaluation.plots import _save, mean_over_seeds, plt
+    from gac.evaluation.plots import mean_over_seeds, plt, save_figure
 
     done = [t for t in trials if t["status"].get("status") == "done"]
     curves = [t["status"]["result"].get("curves") or {} for t in done]
@@ -221,7 +221,7 @@ def plot_curves(trials: list[dict[str, Any]], path: Path, title: str) -> Path | 
                        "loss": "training loss"}[metric])
         ax.set_title(task, fontsize=10)
         ax.legend(fontsize=7)
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def build_report(sweep_dir: str | Path) -> str:
