@@ -191,9 +191,12 @@ def data_score(dataset: str, seed: int) -> float:
 def table(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], steps: int,
           episodes: int) -> str:
     rows = [r for r in rows if r["steps"] == steps and r["episodes"] == episodes]
-    head = "| dataset | data avg | " + " | ".join(a.upper() for a in algos) + " | seeds |"
-    lines = [head, "|" + "---|" * (len(algos) + 3)]
+    paired = "gac" in algos and "dt" in algos
+    head = ("| dataset | data avg | " + " | ".join(a.upper() for a in algos)
+            + (" | GAC − DT (95% CI) |" if paired else " |") + " seeds |")
+    lines = [head, "|" + "---|" * (len(algos) + 3 + paired)]
     means: dict[str, list[float]] = {a: [] for a in algos}
+    behind = 0  # datasets where GAC trails DT beyond the seeds' noise
     for dataset in datasets:
         avg = float(np.mean([data_score(dataset, seed) for seed in
                              sorted({r["seed"] for r in rows if r["dataset"] == dataset}) or [0]]))
@@ -204,9 +207,14 @@ def table(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], ste
             cells.append(f"{np.mean(s):.1f} ± {np.std(s):.1f}" if s else "-")
             if s:
                 means[a].append(float(np.mean(s)))
+        if paired:
+            diff = paired_difference(rows, dataset, "gac", "dt")
+            cells.append(f"{diff[0]:+.1f} [{diff[1]:+.1f}, {diff[2]:+.1f}]" if diff else "-")
+            behind += bool(diff and diff[2] < 0)
         lines.append(f"| {dataset} | {avg:.1f} | " + " | ".join(cells) + f" | {max(n)} |")
     lines.append("| **average** | | " + " | ".join(
-        f"{np.mean(means[a]):.1f}" if len(means[a]) == len(datasets) else "-" for a in algos) + " | |")
+        f"{np.mean(means[a]):.1f}" if len(means[a]) == len(datasets) else "-" for a in algos)
+        + (" |" if paired else "") + " | |")
     per_step = {a: [r["train_s"] / r["steps"] for r in rows if r["algo"] == a] for a in algos}
     timing = ", ".join(f"{a.upper()} {np.mean(v):.3f} s" for a, v in per_step.items() if v)
     lines.append(f"\n{steps} gradient steps per run, {episodes} episodes per seed; ± is the std "
@@ -218,7 +226,23 @@ def table(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], ste
         wins = sum(g >= d for g, d in zip(means["gac"], means["dt"], strict=True))
         lines.append(f"targets: GAC >= DT on {wins} of {len(datasets)} datasets (all needed); "
                      f"GAC average {np.mean(means['gac']):.1f} vs IQL {np.mean(means['iql']):.1f}")
+        lines.append(f"GAC behind DT beyond the 95% interval of the paired seed differences on "
+                     f"{behind} of {len(datasets)} datasets")
     return "\n".join(lines)
+
+
+def paired_difference(rows: list[dict[str, Any]], dataset: str, a: str, b: str
+                      ) -> tuple[float, float, float] | None:
+    """Mean of ``a`` − ``b`` over the seeds both ran (each seed is one dataset file, so the
+    pairs share their data), with a 95% Student-t interval; None under two pairs."""
+    score = {(r["algo"], r["seed"]): r["score"] for r in rows if r["dataset"] == dataset}
+    d = np.array([score[a, s] - score[b, s] for (algo, s) in score if algo == a and (b, s) in score])
+    if len(d) < 2:
+        return None
+    from scipy import stats  # with d3rlpy (via scikit-learn), which the peers need anyway
+
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
 
 def plot(rows: list[dict[str, Any]], datasets: list[str], algos: list[str], steps: int,

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("d3rlpy")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locomotion import run_gac, run_peer, table  # noqa: E402
+from locomotion import paired_difference, run_gac, run_peer, table  # noqa: E402
 
 from gac.data.datasets import make_dataset  # noqa: E402
 
@@ -41,6 +41,19 @@ def test_every_method_trains_plays_and_reports(tiny_hopper: Path, tmp_path: Path
     text = table(rows, [str(tiny_hopper)], ["gac", "dt", "iql"], 3, 1)
     assert str(tiny_hopper) in text and "GAC / DT time per gradient step" in text
     assert "| **average** |" in text
+    assert all(line.count("|") == text.splitlines()[0].count("|")
+               for line in text.splitlines() if line.startswith("|"))  # every row is whole
+
+
+def test_paired_difference_pairs_seeds_and_brackets_the_mean():
+    rows = [{"algo": a, "dataset": "d", "seed": s, "score": v}
+            for a, vals in (("gac", [10.0, 12.0, 14.0, 20.0]), ("dt", [9.0, 10.0, 13.0]))
+            for s, v in enumerate(vals)]  # gac's seed 3 has no dt partner: left out
+    mean, low, high = paired_difference(rows, "d", "gac", "dt")
+    assert mean == pytest.approx(4 / 3)  # differences 1, 2, 1
+    assert low < mean < high and high - mean == pytest.approx(mean - low)
+    assert high - low == pytest.approx(2 * 4.303 * (1 / 3) ** 0.5 / 3 ** 0.5, rel=1e-3)
+    assert paired_difference(rows[:1] + rows[4:5], "d", "gac", "dt") is None  # one pair only
 
 
 def test_unknown_peer_is_refused(tiny_hopper: Path):
