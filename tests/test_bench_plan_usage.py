@@ -1,0 +1,51 @@
+"""benchmarks/plan_usage.py on a tiny hopper run: both probes run and report what they claim."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from plan_usage import load, nll_by_plan, returns_by_chain  # noqa: E402
+
+from gac.data.datasets import make_dataset  # noqa: E402
+from gac.data.store import DataError  # noqa: E402
+from gac.runs import make_trainer  # noqa: E402
+
+TINY = ["model.d_model=16", "model.n_layers=1", "model.context_steps=2", "model.prior=mlp",
+        "model.mlp_hidden=16", "train.batch_size=4", "train.window=4", "train.steps=3"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("plans")
+    data = make_dataset("hopper-medium", steps=600, out=root / "h.hdf5", progress=False)
+    trainer = make_trainer(str(data), root / "run", overrides=TINY, progress=False)
+    trainer.train(progress=False)
+    return root / "run" / "checkpoint.pt", data
+
+
+def test_probes_report_every_plan_and_group(tiny_run: tuple[Path, Path]):
+    model, chains, store, task, window = load(tiny_run[0])  # data found from the metadata
+    assert window == 4 and len(chains) == store.num_episodes
+    nll = nll_by_plan(model, chains, store, windows=8, window=window)
+    assert set(nll) == {"own chain", "shuffled chains", "prior sample", "zero"}
+    assert all(math.isfinite(v) and v > 0 for v in nll.values())
+    # With every chain equal, shuffling cannot change the decoded windows.
+    same = nll_by_plan(model, chains[:1].expand_as(chains).clone(), store, 8, window)
+    assert same["own chain"] == pytest.approx(same["shuffled chains"])
+    groups = returns_by_chain(model, chains, store, task, episodes=1)
+    assert list(groups) == ["best", "middle", "worst"]
+    assert groups["best"]["data"] >= groups["middle"]["data"] >= groups["worst"]["data"]
+    assert all(g["length"] >= 1 and math.isfinite(g["played"]) for g in groups.values())
+
+
+def test_other_data_is_refused(tiny_run: tuple[Path, Path], tmp_path: Path):
+    other = make_dataset("hopper-medium", steps=3000, out=tmp_path / "o.hdf5", progress=False)
+    with pytest.raises(DataError, match="chains"):
+        load(tiny_run[0], str(other))
+    assert torch.is_tensor(load(tiny_run[0], str(tiny_run[1]))[1])
