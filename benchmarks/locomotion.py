@@ -1,6 +1,6 @@
 """Offline locomotion: GAC next to d3rlpy's Decision Transformer and IQL on gac's own datasets.
 
-    python benchmarks/locomotion.py [--datasets hopper-medium,...] [--seeds 0,1,2]
+    python benchmarks/locomotion.py [--datasets hopper-medium,...] [--seeds 0,1,2,3,4]
                                     [--steps 1000] [--episodes 10] [--algos gac,dt,iql]
 
 For every dataset (made by `gac data make` from the committed behaviour policies, cached) and
@@ -127,7 +127,7 @@ def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--steps", type=int, default=1000, help="gradient steps for every method")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--algos", default=",".join(ALGOS))
