@@ -1,13 +1,13 @@
-"""Offline locomotion: GAC next to d3rlpy's Decision Transformer and IQL on gac's own datasets.
+"""Offline locomotion: GAC next to d3rlpy's Decision Transformer, IQL and BC on gac's own datasets.
 
     python benchmarks/locomotion.py [--datasets hopper-medium,...] [--seeds 0,1,2,3,4]
-                                    [--steps 1000] [--episodes 10] [--algos gac,dt,iql]
+                                    [--steps 1000] [--episodes 10] [--algos gac,dt,iql,bc]
 
 For every dataset (made by `gac data make` from the committed behaviour policies, cached) and
 seed, each method trains for the same number of gradient steps on the same file, then plays
 ``--episodes`` full episodes (1,000-step limit) on the dataset's evaluation env; the score is
 normalised with the dataset's stored references (R_random, R_expert). Needs the `peers` extra
-(d3rlpy 2.8.0) for DT and IQL.
+(d3rlpy 2.8.0) for DT, IQL and BC.
 
 - GAC: the body's preset (`gac train DATASET`), exploitation plans.
 - DT: d3rlpy's reproduction settings (reproductions/offline/decision_transformer.py: width 128,
@@ -15,6 +15,8 @@ normalised with the dataset's stored references (R_random, R_expert). Needs the 
   observations, rewards x 0.001), except that the warm-up is a tenth of the budget (the
   reproduction's 10,000 warm-up steps would outlast short budgets). Target return: the body's
   R_expert, the analogue of the reproduction's per-body targets.
+- BC: d3rlpy's behaviour cloning (a deterministic 256x256 MLP, lr 1e-3) with standardised
+  observations and batch 256: the floor that every return-aware method should clear.
 - IQL: d3rlpy's reproduction settings (reproductions/offline/iql.py: expectile 0.7, temperature
   3, batch 256, 256x256 networks, return-based reward scaling x 1000, cosine actor schedule
   over the budget).
@@ -47,7 +49,7 @@ from gac.tasks.gym_adapter import make_gym_env
 
 DATASETS = ("hopper-medium", "hopper-medium-replay", "walker2d-medium", "walker2d-medium-replay",
             "halfcheetah-medium", "halfcheetah-medium-replay")
-ALGOS = ("gac", "dt", "iql")
+ALGOS = ("gac", "dt", "iql", "bc")
 
 
 def peer_config(algo: str, steps: int) -> Any:
@@ -69,6 +71,10 @@ def peer_config(algo: str, steps: int) -> Any:
             reward_scaler=d3rlpy.preprocessing.ReturnBasedRewardScaler(multiplier=1000.0),
             actor_optim_factory=d3rlpy.optimizers.AdamFactory(
                 lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(T_max=steps)))
+    if algo == "bc":  # d3rlpy's defaults (deterministic MLP 256x256, lr 1e-3), batch 256
+        return d3rlpy.algos.BCConfig(
+            batch_size=256, learning_rate=1e-3,
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler())
     raise ValueError(f"unknown peer {algo!r}")
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/locomotion.py end to end on a tiny hopper file: GAC, DT and IQL train a few steps,
+"""benchmarks/locomotion.py end to end on a tiny hopper file: GAC, DT, IQL and BC train a few steps,
 play an episode and land in the table (a pipeline check, not a quality check)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def tiny_hopper(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_method_trains_plays_and_reports(tiny_hopper: Path, tmp_path: Path):
     rows = []
-    for algo in ("dt", "iql"):
+    for algo in ("dt", "iql", "bc"):
         out = run_peer(algo, str(tiny_hopper), seed=0, steps=3, episodes=1)
         rows.append({"algo": algo, **out})
     rows.append({"algo": "gac", **run_gac(str(tiny_hopper), 0, 3, 1, tmp_path, TINY_GAC)})
@@ -38,7 +38,7 @@ def test_every_method_trains_plays_and_reports(tiny_hopper: Path, tmp_path: Path
         assert r["train_s"] > 0 and math.isfinite(r["score"])
         r.update(dataset=str(tiny_hopper), seed=0, steps=3, episodes=1, score=r["returns"][0])
     assert len(list(tmp_path.glob("gac-h-s0-3-*/checkpoint.pt"))) == 1  # named by its config
-    text = table(rows, [str(tiny_hopper)], ["gac", "dt", "iql"], 3, 1)
+    text = table(rows, [str(tiny_hopper)], ["gac", "dt", "iql", "bc"], 3, 1)
     assert str(tiny_hopper) in text and "GAC / DT time per gradient step" in text
     assert "| **average** |" in text
     assert all(line.count("|") == text.splitlines()[0].count("|")
