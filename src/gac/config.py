@@ -76,6 +76,9 @@ class TrainConfig:
     # plan explains less of each step's action noise, which it otherwise can memorise.
     posterior_temperature: float = 1.0
     langevin_step_size: float = 0.3
+    # False: the chains descend the posterior energy without noise, towards its mode (MAP plans;
+    # an experiment, not LPT's sampler).
+    langevin_noise: bool = True
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch threads (None: leave torch's default)

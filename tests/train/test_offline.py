@@ -72,6 +72,23 @@ def test_langevin_moves_the_chains(store):
     assert 0 < metrics["langevin_s"] < metrics["update_s"]
 
 
+def test_chains_without_noise_descend_the_energy(store):
+    # Without noise a chain's move depends only on its state and its window, not on the
+    # Langevin generator: two trainers whose generators differ move the chains alike.
+    quiet = ["train.langevin_noise=false"]
+    a, b = make(store, extra=quiet), make(store, extra=quiet)
+    b.gen.manual_seed(12345)
+    b.chains.z = a.chains.z.clone()
+    before = a.chains.z.clone()
+    a.update(), b.update()
+    assert not torch.equal(before, a.chains.z) and torch.equal(a.chains.z, b.chains.z)
+    noisy = make(store)
+    noisy.gen.manual_seed(12345)
+    noisy.chains.z = before.clone()
+    noisy.update()
+    assert not torch.equal(noisy.chains.z, a.chains.z)
+
+
 def test_checkpoint_errors(store, tmp_path):
     t = make(store, tmp_path / "run")
     path = t.save(tmp_path / "run" / "checkpoint.pt")

@@ -109,7 +109,7 @@ class Trainer:
             chain_batch = {**batch, "traj_scale": batch["traj_scale"] / t.posterior_temperature}
         z0 = sample_posterior(self.model, self.chains.get(idx, self.device), chain_batch,
                               n_steps=t.langevin_steps, step_size=t.langevin_step_size,
-                              generator=self.gen)
+                              generator=self.gen, noise=t.langevin_noise)
         self.chains.set(idx, z0)
         t1 = time.perf_counter()
 
