@@ -27,7 +27,7 @@ from gac.data.datasets import resolve_dataset
 from gac.data.store import DataError, TrajectoryStore
 from gac.model import GACModel
 from gac.rollout import make_envs, rollout
-from gac.runs import load_policy
+from gac.runs import policy_from_state
 from gac.tasks import get_task
 from gac.train.checkpoint import load_checkpoint
 
@@ -42,12 +42,9 @@ def nll_by_plan(model: GACModel, chains: torch.Tensor, store: TrajectoryStore, w
     own = chains[b["episode_index"]]
     plans = {"own chain": own, "shuffled chains": own[torch.randperm(len(own), generator=gen)],
              "prior sample": torch.randn(own.shape, generator=gen), "zero": torch.zeros_like(own)}
-    steps = b["loss_mask"].sum(1).clamp(min=1)
     model.eval()
     with torch.no_grad():
-        return {name: float((model.action_nll(b["obs"], b["actions"], b["timesteps"],
-                                              model.prior(z0), b["loss_mask"]) / steps).mean())
-                for name, z0 in plans.items()}
+        return {name: float(model.step_action_nll(b, model.prior(z0))) for name, z0 in plans.items()}
 
 
 def returns_by_chain(model: GACModel, chains: torch.Tensor, store: TrajectoryStore, task: Any,
@@ -73,8 +70,9 @@ def returns_by_chain(model: GACModel, chains: torch.Tensor, store: TrajectorySto
 def load(checkpoint: str | Path, data: str | None = None
          ) -> tuple[GACModel, torch.Tensor, TrajectoryStore, Any, int]:
     """Model, chains, training store, task and the run's window length from a checkpoint."""
-    model, cfg, meta = load_policy(checkpoint)
-    chains = load_checkpoint(checkpoint)["chains"]["z"]
+    state = load_checkpoint(checkpoint)  # read once: the policy and its chains
+    model, cfg, meta = policy_from_state(state, checkpoint)
+    chains = state["chains"]["z"]
     source = data or meta.get("source")
     if not source:
         raise DataError(f"{checkpoint}: the metadata names no data file; pass --data")

@@ -74,7 +74,12 @@ def eval_callback(episodes: int, seed: int = 0, n_envs: int = 16):
 def load_policy(path: str | Path, device: str = "cpu"
                 ) -> tuple[GACModel, RunConfig, dict[str, Any]]:
     """Model, config and dataset metadata (references, task) from a checkpoint."""
-    state = load_checkpoint(path)
+    return policy_from_state(load_checkpoint(path), path, device)
+
+
+def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cpu"
+                      ) -> tuple[GACModel, RunConfig, dict[str, Any]]:
+    """``load_policy`` for a checkpoint already read (``path`` names it in errors)."""
     cfg = RunConfig.from_dict(state["config"])
     model = GACModel(cfg.model)
     try:

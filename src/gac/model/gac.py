@@ -116,6 +116,13 @@ class GACModel(nn.Module):
         sq = (actions.to(mu.dtype) - mu).pow(2).sum(-1)
         return (sq * loss_mask.to(mu.dtype)).sum(-1) / (2 * self.cfg.action_sigma**2)
 
+    def step_action_nll(self, batch: dict[str, Tensor], z: Tensor) -> Tensor:
+        """Action NLL per scored step of a window batch (obs, actions, timesteps, loss_mask),
+        averaged over its windows: the training loss's action term."""
+        steps = batch["loss_mask"].sum(1).clamp(min=1)
+        return (self.action_nll(batch["obs"], batch["actions"], batch["timesteps"], z,
+                                batch["loss_mask"]) / steps).mean()
+
     def return_nll(self, z: Tensor, s0: Tensor | None, y_raw: ArrayLike) -> Tensor:
         """(r(z[, s0]) - y / scale)^2 / (2 sigma_y^2), (B,)."""
         r = self.predict_return(z, s0)

@@ -115,9 +115,7 @@ class Trainer:
 
         self.model.train()
         z = self.model.prior(z0)
-        steps = batch["loss_mask"].sum(1).clamp(min=1)
-        action_loss = (self.model.action_nll(batch["obs"], batch["actions"], batch["timesteps"],
-                                             z, batch["loss_mask"]) / steps).mean()
+        action_loss = self.model.step_action_nll(batch, z)
         return_loss = self.model.return_nll(z, batch["s0"], batch["returns"]).mean()
         loss = action_loss + t.return_weight * return_loss
         self.optimizer.zero_grad(set_to_none=True)
