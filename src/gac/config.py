@@ -76,8 +76,8 @@ class TrainConfig:
     # plan explains less of each step's action noise, which it otherwise can memorise.
     posterior_temperature: float = 1.0
     langevin_step_size: float = 0.3
-    # False: the chains descend the posterior energy without noise, towards its mode (MAP plans;
-    # an experiment, not LPT's sampler).
+    # False: the chains descend the posterior energy without noise, towards its mode (MAP plans,
+    # not LPT's sampler; the locomotion presets use it, see PRESETS).
     langevin_noise: bool = True
     seed: int = 0
     device: str = "cpu"
@@ -220,11 +220,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # (1,000 updates, seed 0, 10 episodes) 29.5, against 23.6 with timesteps at temperature 1.
     # lr 1e-3 (the mazes' rate): at 1,000 updates 3e-4 had barely started on halfcheetah-medium
     # (seed 0, 10 episodes: 7.9 -> 29.1; walker2d-medium 31.7 -> 32.6).
+    # Chains without noise (MAP plans) and a sharp return likelihood (sigma_y 0.1): with noisy
+    # chains the decoder ignored its plan (GAC was a transformer behaviour cloner); MAP plans
+    # are consistent per trajectory and carry its return, so exploitation can steer. Seeds 0-2,
+    # 1,000 updates: halfcheetah-medium 46.5 vs 20.5, halfcheetah-medium-replay 21.3 vs 9.6,
+    # walker2d-medium-replay 31.0 vs 29.3 (docs/design-notes.md, benchmarks/plan_usage.py).
     **{body: {
         "model": {"d_model": 128, "n_layers": 3, "context_steps": 16, "max_timestep": 1000,
-                  "timestep_embedding": False},
+                  "timestep_embedding": False, "return_sigma": 0.1},
         "train": {"steps": 2000, "batch_size": 32, "window": 16, "burn_in": 0, "lr": 1e-3,
-                  "posterior_temperature": 100.0},
+                  "posterior_temperature": 100.0, "langevin_noise": False},
     } for body in ("hopper", "halfcheetah", "walker2d")},
 }
 
