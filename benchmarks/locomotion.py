@@ -1,7 +1,8 @@
 """Offline locomotion: GAC next to d3rlpy's Decision Transformer, IQL and BC on gac's own datasets.
 
     python benchmarks/locomotion.py [--datasets hopper-medium,...] [--seeds 0,1,2,3,4]
-                                    [--steps 1000] [--episodes 10] [--algos gac,dt,iql,bc]
+                                    [--steps 1000] [--episodes 10]
+                                    [--algos gac,gac-elite,dt,iql,bc]
 
 For every dataset (made by `gac data make` from the committed behaviour policies, cached) and
 seed, each method trains for the same number of gradient steps on the same file, then plays
@@ -10,6 +11,8 @@ normalised with the dataset's stored references (R_random, R_expert). Needs the 
 (d3rlpy 2.8.0) for DT, IQL and BC.
 
 - GAC: the body's preset (`gac train DATASET`), exploitation plans.
+- GAC-ELITE: the same trained GAC, with plans drawn from the posterior plans of the 8 best
+  training episodes (`gac eval --mode elite`): no retraining, only another evaluation.
 - DT: d3rlpy's reproduction settings (reproductions/offline/decision_transformer.py: width 128,
   3 layers, context 20, batch 64, lr 1e-4, AdamW wd 1e-4, grad clip 0.25, standardised
   observations, rewards x 0.001), except that the warm-up is a tenth of the budget (the
@@ -49,7 +52,7 @@ from gac.tasks.gym_adapter import make_gym_env
 
 DATASETS = ("hopper-medium", "hopper-medium-replay", "walker2d-medium", "walker2d-medium-replay",
             "halfcheetah-medium", "halfcheetah-medium-replay")
-ALGOS = ("gac", "dt", "iql", "bc")
+ALGOS = ("gac", "gac-elite", "dt", "iql", "bc")
 
 
 def peer_config(algo: str, steps: int) -> Any:
@@ -110,8 +113,9 @@ def gac_version(dataset: str, overrides: list[str] | None = None) -> str:
 
 
 def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
-            overrides: list[str] | None = None) -> dict[str, Any]:
-    """Train GAC with the body's preset (resumed if its run folder exists) and evaluate it."""
+            overrides: list[str] | None = None, mode: str | None = None) -> dict[str, Any]:
+    """Train GAC with the body's preset (resumed if its run folder exists, reused if trained)
+    and evaluate it with the preset's plans or ``mode``'s."""
     sets = [f"train.steps={steps}", *(overrides or [])]
     task = resolve_dataset(dataset, progress=False).metadata.get("task", dataset)
     version = gac_version(task, sets)
@@ -124,7 +128,7 @@ def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
         train_s = (time.time() - t0) * steps / (steps - start)
     else:  # already trained: the logged update times (batch sampling excluded)
         train_s = float(np.mean([h["update_s"] for h in trainer.history])) * steps
-    res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode="exploit",
+    res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode=mode or "exploit",
                               progress=False)
     return {"returns": res.returns[0].tolist(), "train_s": train_s, "version": version,
             "score": res.summary()["score_mean"]}
@@ -156,7 +160,7 @@ def main() -> None:
     versions: dict[str, str] = {}  # per dataset in the log, whether run now or not
 
     def current(r: dict[str, Any]) -> bool:
-        if r["algo"] != "gac":  # peer rows logged before data_seed trained on seed 0's file
+        if not r["algo"].startswith("gac"):  # peer rows logged before data_seed trained on seed 0's file
             return r.get("data_seed", 0) == r["seed"]
         if r["dataset"] not in versions:
             versions[r["dataset"]] = gac_version(r["dataset"], [f"train.steps={r['steps']}"])
@@ -173,8 +177,11 @@ def main() -> None:
                 if any(key(r) == (algo, dataset, seed, args.steps, args.episodes) for r in done):
                     continue
                 t0 = time.time()
-                out = (run_gac(dataset, seed, args.steps, args.episodes, root) if algo == "gac"
-                       else run_peer(algo, dataset, seed, args.steps, args.episodes))
+                if algo.startswith("gac"):  # gac-elite: the same trained run, elite plans
+                    out = run_gac(dataset, seed, args.steps, args.episodes, root,
+                                  mode="elite" if algo == "gac-elite" else None)
+                else:
+                    out = run_peer(algo, dataset, seed, args.steps, args.episodes)
                 row = {"algo": algo, "dataset": dataset, "seed": seed, "steps": args.steps,
                        "episodes": args.episodes, "threads": args.threads, **out,
                        "wall_s": time.time() - t0}

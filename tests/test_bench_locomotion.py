@@ -33,12 +33,16 @@ def test_every_method_trains_plays_and_reports(tiny_hopper: Path, tmp_path: Path
         out = run_peer(algo, str(tiny_hopper), seed=0, steps=3, episodes=1)
         rows.append({"algo": algo, **out})
     rows.append({"algo": "gac", **run_gac(str(tiny_hopper), 0, 3, 1, tmp_path, TINY_GAC)})
+    # gac-elite reuses the trained run: a second evaluation, no second training
+    rows.append({"algo": "gac-elite",
+                 **run_gac(str(tiny_hopper), 0, 3, 1, tmp_path, TINY_GAC, mode="elite")})
     for r in rows:
         assert len(r["returns"]) == 1 and math.isfinite(r["returns"][0])
         assert r["train_s"] > 0 and math.isfinite(r["score"])
         r.update(dataset=str(tiny_hopper), seed=0, steps=3, episodes=1, score=r["returns"][0])
     assert len(list(tmp_path.glob("gac-h-s0-3-*/checkpoint.pt"))) == 1  # named by its config
-    text = table(rows, [str(tiny_hopper)], ["gac", "dt", "iql", "bc"], 3, 1)
+    assert rows[-1]["version"] == rows[-2]["version"]
+    text = table(rows, [str(tiny_hopper)], ["gac", "gac-elite", "dt", "iql", "bc"], 3, 1)
     assert str(tiny_hopper) in text and "GAC / DT time per gradient step" in text
     assert "| **average** |" in text
     assert all(line.count("|") == text.splitlines()[0].count("|")

@@ -38,7 +38,7 @@ class ModelConfig:
 class InferenceConfig:
     """How a latent plan z0 is chosen before (or during) an episode."""
 
-    mode: Literal["exploit", "guided", "prior"] = "exploit"
+    mode: Literal["exploit", "guided", "prior", "elite"] = "exploit"
     # Exploit: the ascent converges fast. Measured (50 episodes, seed 0): 16 starts x 30 steps
     # vs 8 x 15 scored 57.2 vs 57.6 (medium), 98.3 vs 98.1 and 99.8 vs 100.0 (umaze, 2 models),
     # with the same predicted returns, at a quarter of the cost (plan search was half of the
@@ -55,6 +55,7 @@ class InferenceConfig:
     guidance: float = 1.0  # omega of LPT's exploitation-inclined posterior
     target_return: float | None = None  # guided: y* in raw units (None: dataset max)
     noise: bool = True  # guided: Langevin noise on
+    elite_episodes: int = 8  # elite: plans drawn from those of this many best training episodes
 
 
 @dataclass
@@ -76,9 +77,10 @@ class TrainConfig:
     # plan explains less of each step's action noise, which it otherwise can memorise.
     posterior_temperature: float = 1.0
     langevin_step_size: float = 0.3
-    # False: the chains descend the posterior energy without noise, towards its mode (MAP plans,
-    # not LPT's sampler; the locomotion presets use it, see PRESETS).
-    langevin_noise: bool = True
+    # Scale of the chains' Langevin noise. 1: LPT's sampler; 0: the chains descend the posterior
+    # energy towards its mode (MAP plans; the locomotion presets, see PRESETS); in between, a
+    # colder sampler.
+    langevin_noise: float = 1.0
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch threads (None: leave torch's default)
@@ -229,7 +231,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"d_model": 128, "n_layers": 3, "context_steps": 16, "max_timestep": 1000,
                   "timestep_embedding": False, "return_sigma": 0.1},
         "train": {"steps": 2000, "batch_size": 32, "window": 16, "burn_in": 0, "lr": 1e-3,
-                  "posterior_temperature": 100.0, "langevin_noise": False},
+                  "posterior_temperature": 100.0, "langevin_noise": 0.0},
     } for body in ("hopper", "halfcheetah", "walker2d")},
 }
 

@@ -87,6 +87,8 @@ def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cp
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the saved model config ({exc})") from exc
     model.to(device).eval()
+    if "episode_returns" in state:  # older checkpoints lack them (no elite inference)
+        model.set_plan_bank(state["chains"]["z"], state["episode_returns"])
     meta = dict(state.get("metadata", {}))
     meta["step"] = state.get("step")
     meta["history"] = state.get("history", [])

@@ -109,3 +109,18 @@ def test_langevin_works_under_no_grad():
     with torch.no_grad():
         z = sample_posterior(model, bad_start(), data, 2, 0.3, noise=False)
     assert z.shape == (6, 4, 32) and not z.requires_grad
+
+
+def test_noise_scale_interpolates_between_descent_and_langevin():
+    # One step on E = |z|^2 / 2 from the same generator state: the noise term is linear in the
+    # scale, so a half-scale step lies halfway between gradient descent and full Langevin.
+    z0 = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+
+    def step(noise: float) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(7)
+        return langevin(lambda z: 0.5 * z.pow(2).sum(-1), z0, 1, 0.5, noise=noise, generator=gen)
+
+    map_, half, full = step(0.0), step(0.5), step(1.0)
+    torch.testing.assert_close(map_, z0 * (1 - 0.5**2 / 2))
+    torch.testing.assert_close(half - map_, 0.5 * (full - map_))
+    assert not torch.allclose(full, map_)

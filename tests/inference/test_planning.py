@@ -125,3 +125,19 @@ def test_planning_restores_training_mode_and_leaves_no_gradients(model, s0):
         plan(model, s0, InferenceConfig(mode=mode, n_starts=2, n_steps=3, target_return=1.0))
     assert model.training
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_elite_plans_come_from_the_best_training_episodes(model, s0):
+    bank = torch.randn(10, 4, 32, generator=torch.Generator().manual_seed(5))
+    returns = torch.arange(10.0).flip(0).numpy()  # episodes 0, 1, 2 are the best
+    cfg = InferenceConfig(mode="elite", elite_episodes=3)
+    with pytest.raises(ValueError, match="training episodes' plans"):
+        plan(model, s0, cfg, torch.Generator().manual_seed(0))
+    model.set_plan_bank(bank, returns)
+    z = plan(model, torch.randn(64, 5), cfg, torch.Generator().manual_seed(0))
+    picked = {int((bank - zi).flatten(1).abs().sum(1).argmin()) for zi in z}
+    assert picked == {0, 1, 2}
+    with pytest.raises(ValueError, match="plan bank"):
+        model.set_plan_bank(bank[:5], returns)
+    with pytest.raises(ValueError, match="at least 1"):
+        plan(model, s0, InferenceConfig(mode="elite", elite_episodes=0))

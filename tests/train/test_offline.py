@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from gac.config import apply_overrides, preset
 from gac.data.hdf5 import load_hdf5
 from gac.data.store import DataError
+from gac.runs import load_policy
 from gac.train.checkpoint import CheckpointError, load_checkpoint
 from gac.train.offline import Trainer
 
@@ -75,7 +77,7 @@ def test_langevin_moves_the_chains(store):
 def test_chains_without_noise_descend_the_energy(store):
     # Without noise a chain's move depends only on its state and its window, not on the
     # Langevin generator: two trainers whose generators differ move the chains alike.
-    quiet = ["train.langevin_noise=false"]
+    quiet = ["train.langevin_noise=0"]
     a, b = make(store, extra=quiet), make(store, extra=quiet)
     b.gen.manual_seed(12345)
     b.chains.z = a.chains.z.clone()
@@ -125,3 +127,14 @@ def test_overrides_are_checked():
     with pytest.raises(ValueError, match="cannot parse"):
         apply_overrides(cfg, ["train.steps=many"])
     assert apply_overrides(cfg, ["model.timestep_embedding=false"]).model.timestep_embedding is False
+
+
+def test_checkpoints_carry_the_plans_of_the_training_episodes(store, tmp_path):
+    t = make(store, tmp_path / "run")
+    t.update()  # chains move in place: the model's bank follows them
+    bank, returns = t.model.plan_bank
+    assert bank is t.chains.z and np.array_equal(returns, store.returns)
+    model, _, _ = load_policy(t.save(tmp_path / "run" / "checkpoint.pt"))
+    saved, saved_returns = model.plan_bank
+    torch.testing.assert_close(saved, t.chains.z)
+    assert np.array_equal(saved_returns, store.returns)

@@ -48,14 +48,16 @@ def langevin(
     z0: Tensor,
     n_steps: int,
     step_size: float,
-    noise: bool = True,
+    noise: bool | float = True,
     generator: torch.Generator | None = None,
     model: nn.Module | None = None,
 ) -> Tensor:
-    """z <- z - (s^2 / 2) grad E(z) + s * eps, ``n_steps`` times from z0; returns the last z
-    (detached). ``energy_fn`` maps z (B, ...) to per-sample energies (B,). ``model``, when
-    given, is put in eval mode for the duration. Works under ``torch.no_grad`` (gradients are
-    re-enabled locally) but not under ``torch.inference_mode``."""
+    """z <- z - (s^2 / 2) grad E(z) + noise * s * eps, ``n_steps`` times from z0; returns the
+    last z (detached). ``noise`` True/1 is Langevin dynamics; False/0 is gradient descent (no
+    random numbers drawn); in between, a colder sampler. ``energy_fn`` maps z (B, ...) to
+    per-sample energies (B,). ``model``, when given, is put in eval mode for the duration.
+    Works under ``torch.no_grad`` (gradients are re-enabled locally) but not under
+    ``torch.inference_mode``."""
     z = z0.detach()
     half_s2 = 0.5 * step_size**2
     with eval_mode(model):
@@ -63,5 +65,5 @@ def langevin(
             _, grad = energy_grad(energy_fn, z)
             z = z - half_s2 * grad
             if noise:
-                z = z + step_size * standard_normal(z, generator)
+                z = z + float(noise) * step_size * standard_normal(z, generator)
     return z.detach()

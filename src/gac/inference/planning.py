@@ -15,6 +15,10 @@ Modes (``InferenceConfig.mode``):
 - ``guided``: LPT's exploitation-inclined posterior, Langevin on
   1/2|z0|^2 + omega (r(U(z0), s0) - y*/scale)^2 / (2 sigma^2).
 - ``prior``: z0 ~ N(0, I).
+- ``elite``: no search: a plan drawn from the posterior plans of the ``elite_episodes``
+  highest-return training episodes (``GACModel.elite_plans``), the region where the decoder
+  and the return head were trained. Where the return head over-rates plans that ascent finds,
+  the data's own best plans can play better (locomotion; docs/design-notes.md).
 """
 
 from __future__ import annotations
@@ -113,6 +117,8 @@ def plan(
     b = s0.shape[0]
     if cfg.mode == "prior":
         return model.sample_z0(b, generator)
+    if cfg.mode == "elite":
+        return model.elite_plans(cfg.elite_episodes, b, generator)
     if cfg.mode == "guided":
         y = target_return if target_return is not None else cfg.target_return
         if y is None:
@@ -134,4 +140,4 @@ def plan(
                               cfg.prior_weight, sphere=cfg.constraint == "sphere")
         best = objective.view(b, n).argmax(dim=1)
         return z.view(b, n, *model.latent_shape)[torch.arange(b, device=z.device), best]
-    raise ValueError(f"unknown inference mode {cfg.mode!r}; expected exploit, guided or prior")
+    raise ValueError(f"unknown inference mode {cfg.mode!r}; expected exploit, guided, prior or elite")

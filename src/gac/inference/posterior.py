@@ -42,10 +42,11 @@ def sample_posterior(
     n_steps: int,
     step_size: float,
     generator: torch.Generator | None = None,
-    noise: bool = True,
+    noise: bool | float = True,
 ) -> Tensor:
-    """Advance (persistent) chains z0 by ``n_steps`` Langevin steps on the posterior energy;
-    returns the new states (detached). The model runs in eval mode while sampling."""
+    """Advance (persistent) chains z0 by ``n_steps`` Langevin steps on the posterior energy
+    (``noise`` scales the noise, see ``langevin``); returns the new states (detached). The
+    model runs in eval mode while sampling."""
     return langevin(
         lambda z: posterior_energy(model, z, batch),
         z0, n_steps, step_size, noise=noise, generator=generator, model=model,

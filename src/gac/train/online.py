@@ -166,6 +166,7 @@ class OnlineRun:
     def add(self, episodes: list[Episode]) -> None:
         self.trainer.store.append(episodes)
         self.trainer.chains.grow(len(episodes), self.trainer.gen)
+        self.trainer.sync_plan_bank()
         self._reweight()
         self.stage_steps += sum(len(e) for e in episodes)
         self.stage_episodes += len(episodes)
