@@ -157,16 +157,7 @@ def main() -> None:
         raise SystemExit(f"unknown algorithm {bad!r}; known: {', '.join(ALGOS)}")
     datasets = args.datasets.split(",")
 
-    versions: dict[str, str] = {}  # per dataset in the log, whether run now or not
-
-    def current(r: dict[str, Any]) -> bool:
-        if not r["algo"].startswith("gac"):  # peer rows logged before data_seed trained on seed 0's file
-            return r.get("data_seed", 0) == r["seed"]
-        if r["dataset"] not in versions:
-            versions[r["dataset"]] = gac_version(r["dataset"], [f"train.steps={r['steps']}"])
-        return r.get("version") == versions[r["dataset"]]
-
-    done = [r for r in done if current(r)]
+    done = current_rows(done)
 
     def key(r: dict[str, Any]) -> tuple:
         return r["algo"], r["dataset"], r["seed"], r["steps"], r["episodes"]
@@ -192,6 +183,23 @@ def main() -> None:
                       f"({row['train_s'] / args.steps:.3f} s/step)", flush=True)
     print(table(done, datasets, algos, args.steps, args.episodes))
     print(f"plot: {plot(done, datasets, algos, args.steps, args.episodes, root / 'scores.png')}")
+
+
+def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The logged rows that the current code would reproduce: GAC rows of the preset's current
+    fingerprint (per dataset and budget), and peer rows trained on their own seed's file (rows
+    logged before ``data_seed`` existed trained every seed on seed 0's file)."""
+    versions: dict[tuple[str, int], str] = {}
+
+    def current(r: dict[str, Any]) -> bool:
+        if not r["algo"].startswith("gac"):
+            return r.get("data_seed", 0) == r["seed"]
+        key = (r["dataset"], r["steps"])
+        if key not in versions:
+            versions[key] = gac_version(r["dataset"], [f"train.steps={r['steps']}"])
+        return r.get("version") == versions[key]
+
+    return [r for r in rows if current(r)]
 
 
 def data_score(dataset: str, seed: int) -> float:

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("d3rlpy")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locomotion import paired_difference, run_gac, run_peer, table  # noqa: E402
+from locomotion import current_rows, gac_version, paired_difference, run_gac, run_peer, table  # noqa: E402
 
 from gac.data.datasets import make_dataset  # noqa: E402
 
@@ -63,3 +63,17 @@ def test_paired_difference_pairs_seeds_and_brackets_the_mean():
 def test_unknown_peer_is_refused(tiny_hopper: Path):
     with pytest.raises(ValueError, match="unknown peer"):
         run_peer("cql", str(tiny_hopper), 0, 1, 1)
+
+
+def test_current_rows_are_per_dataset_and_budget():
+    # A budget's fingerprint differs from another's: a 3,000-step row must not be judged by the
+    # 1,000-step fingerprint of the same dataset (that re-ran finished runs).
+    def gac(steps: int, version: str) -> dict:
+        return {"algo": "gac", "dataset": "hopper-medium", "seed": 0, "steps": steps, "version": version}
+
+    rows = [gac(1000, gac_version("hopper-medium", ["train.steps=1000"])),
+            gac(3000, gac_version("hopper-medium", ["train.steps=3000"])),
+            gac(3000, "00000000"),  # an older preset's run
+            {"algo": "dt", "dataset": "hopper-medium", "seed": 1, "steps": 1000},  # seed 0's file
+            {"algo": "dt", "dataset": "hopper-medium", "seed": 1, "steps": 1000, "data_seed": 1}]
+    assert current_rows(rows) == [rows[0], rows[1], rows[4]]
