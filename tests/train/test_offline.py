@@ -10,7 +10,7 @@ from gac.config import apply_overrides, preset
 from gac.data.hdf5 import load_hdf5
 from gac.data.store import DataError
 from gac.runs import load_policy
-from gac.train.checkpoint import CheckpointError, load_checkpoint
+from gac.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gac.train.offline import Trainer
 
 TINY = ["model.d_model=32", "model.n_layers=2", "model.context_steps=4", "train.batch_size=8",
@@ -138,3 +138,11 @@ def test_checkpoints_carry_the_plans_of_the_training_episodes(store, tmp_path):
     saved, saved_returns = model.plan_bank
     torch.testing.assert_close(saved, t.chains.z)
     assert np.array_equal(saved_returns, store.returns)
+    # A checkpoint written before returns were stored loads, but cannot play elite plans.
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    del state["episode_returns"]
+    old = save_checkpoint(state, tmp_path / "old.pt")
+    model, _, _ = load_policy(old)
+    assert model.plan_bank is None
+    with pytest.raises(ValueError, match="older checkpoints do not: retrain"):
+        model.elite_plans(8, 2)
