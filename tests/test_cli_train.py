@@ -29,7 +29,7 @@ def test_train_then_eval(tiny_maze_path, tmp_path):
     assert more.exit_code == 0, more.output
     assert "resumed at step 4" in more.output and "step 6" in more.output
 
-    for mode in ("exploit", "prior", "guided", "elite"):
+    for mode in ("exploit", "prior", "guided", "elite", "refine"):
         ev = runner.invoke(app, ["eval", str(run_dir / "checkpoint.pt"), "--episodes", "2",
                                  "--seeds", "0", "--envs", "2", "--mode", mode,
                                  "--set", "inference.n_steps=2"])

@@ -239,7 +239,8 @@ def eval_cmd(
     seeds: Annotated[str, typer.Option(help="Comma-separated evaluation seeds.")] = "0,1,2",
     mode: Annotated[str | None, typer.Option(
         help="Plan inference: exploit (optimise the plan), guided (LPT posterior), prior, "
-             "elite (plans of the best training episodes).")] = None,
+             "elite (plans of the best training episodes), refine (elite plans optimised in a "
+             "trust region).")] = None,
     envs: Annotated[int, typer.Option(help="Environments stepped together.")] = 16,
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Inference override, e.g. --set inference.n_starts=32.")] = None,

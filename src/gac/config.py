@@ -38,7 +38,7 @@ class ModelConfig:
 class InferenceConfig:
     """How a latent plan z0 is chosen before (or during) an episode."""
 
-    mode: Literal["exploit", "guided", "prior", "elite"] = "exploit"
+    mode: Literal["exploit", "refine", "guided", "prior", "elite"] = "exploit"
     # Exploit: the ascent converges fast. Measured (50 episodes, seed 0): 16 starts x 30 steps
     # vs 8 x 15 scored 57.2 vs 57.6 (medium), 98.3 vs 98.1 and 99.8 vs 100.0 (umaze, 2 models),
     # with the same predicted returns, at a quarter of the cost (plan search was half of the
@@ -51,7 +51,7 @@ class InferenceConfig:
     # 55.8, sphere 14.2, prior samples 25.1 -- on the sphere the ascent finds plans the return
     # head over-rates (predicted 140 vs a data maximum of 74), so penalty is the default.
     constraint: Literal["sphere", "penalty"] = "penalty"
-    prior_weight: float = 1.0  # lambda of the "penalty" objective
+    prior_weight: float = 1.0  # lambda of the "penalty" objective (refine: of the trust region)
     guidance: float = 1.0  # omega of LPT's exploitation-inclined posterior
     target_return: float | None = None  # guided: y* in raw units (None: dataset max)
     noise: bool = True  # guided: Langevin noise on

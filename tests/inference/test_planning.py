@@ -141,3 +141,26 @@ def test_elite_plans_come_from_the_best_training_episodes(model, s0):
         model.set_plan_bank(bank[:5], returns)
     with pytest.raises(ValueError, match="at least 1"):
         plan(model, s0, InferenceConfig(mode="elite", elite_episodes=0))
+
+
+def test_refine_improves_the_elite_plans_inside_their_trust_region(model, s0):
+    bank = torch.randn(10, 4, 32, generator=torch.Generator().manual_seed(5))
+    returns = torch.arange(10.0).flip(0).numpy()  # episodes 0, 1, 2 are the best
+    with pytest.raises(ValueError, match="training episodes' plans"):
+        plan(model, s0, InferenceConfig(mode="refine"))
+    model.set_plan_bank(bank, returns)
+    top = bank[:3]
+    cfg = InferenceConfig(mode="refine", elite_episodes=3, n_steps=20, prior_weight=1.0)
+    z = plan(model, s0, cfg)
+    # Each plan beats the best elite plan for its state on predicted return ...
+    at_elite = predicted(model, top.repeat(B, 1, 1), s0.repeat_interleave(3, 0)).view(B, 3)
+    assert (predicted(model, z, s0) > at_elite.max(dim=1).values).all()
+    # ... stays nearer to an elite plan than the unanchored ascent from the same starts ...
+    free = plan(model, s0, InferenceConfig(mode="exploit", n_starts=1, n_steps=20, prior_weight=1.0),
+                extra_starts=top)
+    dist = torch.cdist(z.flatten(1), top.flatten(1)).min(dim=1).values
+    free_dist = torch.cdist(free.flatten(1), top.flatten(1)).min(dim=1).values
+    assert (dist < free_dist).all()
+    # ... and with no steps it is the elite plan of highest predicted return for its state.
+    still = plan(model, s0, InferenceConfig(mode="refine", elite_episodes=3, n_steps=0))
+    assert torch.equal(still, top[at_elite.argmax(dim=1)])

@@ -19,6 +19,10 @@ Modes (``InferenceConfig.mode``):
   highest-return training episodes (``GACModel.elite_plans``), the region where the decoder
   and the return head were trained. Where the return head over-rates plans that ascent finds,
   the data's own best plans can play better (locomotion; docs/design-notes.md).
+- ``refine``: exploitation inside a trust region around the data's best plans: ascent on
+  r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 from each of the ``elite_episodes`` best training
+  episodes' plans z_e, best start kept. It adapts a plan known to decode well to this s0
+  without leaving the region where the return head was trained.
 """
 
 from __future__ import annotations
@@ -32,17 +36,21 @@ from gac.model import GACModel
 
 
 def exploit_objective(model: GACModel, z0: Tensor, s0: Tensor | None,
-                      prior_weight: float) -> Tensor:
-    """r(U(z0)[, s0]) - (prior_weight / 2) |z0|^2 per sample (B,), scaled return units."""
-    return model.predict_return(model.prior(z0), s0) - 0.5 * prior_weight * z0.pow(2).flatten(
+                      prior_weight: float, anchor: Tensor | None = None) -> Tensor:
+    """r(U(z0)[, s0]) - (prior_weight / 2) |z0 - anchor|^2 per sample (B,), scaled return units
+    (anchor None: the prior's mode 0)."""
+    offset = z0 if anchor is None else z0 - anchor
+    return model.predict_return(model.prior(z0), s0) - 0.5 * prior_weight * offset.pow(2).flatten(
         1
     ).sum(-1)
 
 
 def ascend(model: GACModel, z0: Tensor, s0: Tensor | None, n_steps: int, step_size: float,
-           prior_weight: float, sphere: bool = False) -> tuple[Tensor, Tensor]:
+           prior_weight: float, sphere: bool = False, anchored: bool = False
+           ) -> tuple[Tensor, Tensor]:
     """Gradient ascent on ``exploit_objective`` (``sphere``: on r alone, on the sphere
-    |z0| = sqrt(dim)) for every start independently.
+    |z0| = sqrt(dim); ``anchored``: the penalty pulls each start toward itself, a trust region,
+    instead of toward 0) for every start independently.
 
     Returns each start's best iterate (B, N, d) and its objective (B,)."""
     z = z0.detach()
@@ -50,10 +58,11 @@ def ascend(model: GACModel, z0: Tensor, s0: Tensor | None, n_steps: int, step_si
     if sphere:
         z = z * (radius / z.flatten(1).norm(dim=1).clamp(min=1e-12))[:, None, None]
     weight = 0.0 if sphere else prior_weight
+    anchor = z if anchored else None
     best_z, best = z, torch.full(z.shape[:1], -torch.inf, device=z.device, dtype=z.dtype)
     with eval_mode(model):
         for k in range(n_steps + 1):
-            neg, grad = energy_grad(lambda x: -exploit_objective(model, x, s0, weight), z)
+            neg, grad = energy_grad(lambda x: -exploit_objective(model, x, s0, weight, anchor), z)
             objective = -neg
             better = objective > best
             best = torch.where(better, objective, best)
@@ -128,16 +137,22 @@ def plan(
             )
         return sample_conditioned(model, s0, y, cfg.n_steps, cfg.step_size, generator,
                                   guidance=cfg.guidance, noise=cfg.noise)
-    if cfg.mode == "exploit":
-        n = cfg.n_starts
-        starts = model.sample_z0(b * n, generator).view(b, n, *model.latent_shape)
+    if cfg.mode in ("exploit", "refine"):
+        if cfg.mode == "refine":  # every state starts from every elite plan
+            top = model.top_plans(cfg.elite_episodes)
+            starts = top.expand(b, *top.shape)
+        else:
+            starts = model.sample_z0(b * cfg.n_starts, generator).view(b, cfg.n_starts,
+                                                                        *model.latent_shape)
         if extra_starts is not None:
             extra = extra_starts.to(starts).expand(b, *extra_starts.shape)
             starts = torch.cat([starts, extra], dim=1)
-            n = starts.shape[1]
+        n = starts.shape[1]
         z, objective = ascend(model, starts.reshape(b * n, *model.latent_shape),
                               s0.repeat_interleave(n, dim=0), cfg.n_steps, cfg.step_size,
-                              cfg.prior_weight, sphere=cfg.constraint == "sphere")
+                              cfg.prior_weight, sphere=cfg.constraint == "sphere" and cfg.mode == "exploit",
+                              anchored=cfg.mode == "refine")
         best = objective.view(b, n).argmax(dim=1)
         return z.view(b, n, *model.latent_shape)[torch.arange(b, device=z.device), best]
-    raise ValueError(f"unknown inference mode {cfg.mode!r}; expected exploit, guided, prior or elite")
+    raise ValueError(f"unknown inference mode {cfg.mode!r}; expected exploit, refine, guided, prior "
+                     f"or elite")

@@ -100,17 +100,23 @@ class GACModel(nn.Module):
     def elite_plans(self, k: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
         """``batch`` plans drawn uniformly from those of the ``k`` highest-return training
         episodes (the ``elite`` inference mode)."""
+        top = self.top_plans(k)
+        device = generator.device if generator is not None else "cpu"
+        pick = torch.randint(len(top), (batch,), generator=generator, device=device).cpu()
+        return top[pick.to(top.device)]
+
+    def top_plans(self, k: int) -> Tensor:
+        """The posterior plans of the ``k`` highest-return training episodes (k, n_latent, d),
+        best first."""
         if self.plan_bank is None:
             raise ValueError("elite plans need the training episodes' plans: load the policy with "
                              "gac.runs.load_policy from a checkpoint that stores them (older "
                              "checkpoints do not: retrain), or use a Trainer's model")
-        z0, returns = self.plan_bank
         if k < 1:
             raise ValueError(f"inference.elite_episodes must be at least 1, got {k}")
-        top = np.argsort(-returns, kind="stable")[:k]
-        device = generator.device if generator is not None else "cpu"
-        pick = torch.randint(len(top), (batch,), generator=generator, device=device).cpu()
-        return z0[torch.as_tensor(top)[pick]].to(device=self.obs_mean.device, dtype=self.obs_mean.dtype)
+        z0, returns = self.plan_bank
+        top = torch.as_tensor(np.argsort(-returns, kind="stable")[:k])
+        return z0[top.to(z0.device)].to(device=self.obs_mean.device, dtype=self.obs_mean.dtype)
 
     def prior(self, z0: Tensor) -> Tensor:
         """z = U(z0), (B, n_latent, d) -> same."""
