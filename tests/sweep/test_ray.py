@@ -78,18 +78,20 @@ TINY_RUN = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "tr
             "inference.n_starts=2", "inference.n_steps=2"]
 
 
-def make_run(path, run_dir, collector: str) -> OnlineRun:
-    cfg = apply_overrides(preset("pointmaze-umaze"), [*TINY_RUN, f"online.collector={collector}"])
+def make_run(path, run_dir, collector: str, mode: str = "exploit") -> OnlineRun:
+    cfg = apply_overrides(preset("pointmaze-umaze"), [*TINY_RUN, f"online.collector={collector}",
+                                                      f"inference.mode={mode}"])
     trainer = Trainer(cfg, load_hdf5(path), run_dir, return_scale=100.0)
     trainer.train(progress=False)
     return OnlineRun(trainer, get_task("pointmaze-umaze"), run_dir, (0.0, 100.0))
 
 
-def test_remote_collection_gives_the_episodes_of_local_collection(tiny_maze_path, tmp_path):
+@pytest.mark.parametrize("mode", ["exploit", "refine"])  # refine: actors need the plan bank
+def test_remote_collection_gives_the_episodes_of_local_collection(tiny_maze_path, tmp_path, mode):
     # One group of 5 episodes per stage, in 3 uneven shards (1, 2, 2) on 2 actors, 4 of them
     # exploring: the last shard mixes exploration and exploitation, one actor plays two shards.
-    local = make_run(tiny_maze_path, tmp_path / "local", "local")
-    remote = make_run(tiny_maze_path, tmp_path / "remote", "ray")
+    local = make_run(tiny_maze_path, tmp_path / "local", "local", mode)
+    remote = make_run(tiny_maze_path, tmp_path / "remote", "ray", mode)
     for run in (local, remote):
         run.run(progress=False, log=quiet)
     close_collector(remote)  # its actors' CPUs are free for the next test

@@ -19,10 +19,10 @@ Modes (``InferenceConfig.mode``):
   highest-return training episodes (``GACModel.elite_plans``), the region where the decoder
   and the return head were trained. Where the return head over-rates plans that ascent finds,
   the data's own best plans can play better (locomotion; docs/design-notes.md).
-- ``refine``: exploitation inside a trust region around the data's best plans: ascent on
-  r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 from each of the ``elite_episodes`` best training
-  episodes' plans z_e, best start kept. It adapts a plan known to decode well to this s0
-  without leaving the region where the return head was trained.
+- ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
+  trust region around it; ``n_starts`` unused): a plan known to decode well, adapted to this s0
+  without leaving the region where the return head was trained. One draw, not the elite plan
+  of highest predicted return: that argmax is fragile (docs/design-notes.md).
 """
 
 from __future__ import annotations
@@ -138,9 +138,8 @@ def plan(
         return sample_conditioned(model, s0, y, cfg.n_steps, cfg.step_size, generator,
                                   guidance=cfg.guidance, noise=cfg.noise)
     if cfg.mode in ("exploit", "refine"):
-        if cfg.mode == "refine":  # every state starts from every elite plan
-            top = model.top_plans(cfg.elite_episodes)
-            starts = top.expand(b, *top.shape)
+        if cfg.mode == "refine":  # one drawn elite plan per state: an argmax over elite plans
+            starts = model.elite_plans(cfg.elite_episodes, b, generator)[:, None]  # is fragile
         else:
             starts = model.sample_z0(b * cfg.n_starts, generator).view(b, cfg.n_starts,
                                                                         *model.latent_shape)

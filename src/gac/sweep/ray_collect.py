@@ -3,7 +3,7 @@
 ``OnlineRun.collect_group`` splits a group into shards (``online.collect_shards``); locally it
 plays them one after another, with ``online.collector=ray`` it hands them to this module. Each
 actor holds its own environments and a copy of the model; per group it gets the current
-weights (put once into Ray's object store, shared by all actors) and plays its shards exactly as
+weights and plan bank (put once into Ray's object store, shared by all actors) and plays its shards exactly as
 the local collector does -- ``rollout`` with the shard's batch, environment seeds and plan
 generator -- so the episodes are bit-identical to local collection (same torch build, CPU).
 """
@@ -31,10 +31,12 @@ class CollectorActor:
         self.model = GACModel(model_cfg).eval()
         self.envs: list[Any] = []
 
-    def play(self, weights: dict[str, torch.Tensor], icfg: InferenceConfig, ocfg: OnlineConfig,
+    def play(self, policy: dict[str, Any], icfg: InferenceConfig, ocfg: OnlineConfig,
              y_plus: float, horizon: int, seed: int, shard: tuple[int, int, int]) -> dict[str, Any]:
         first, size, n_explore = shard
-        self.model.load_state_dict(weights)
+        self.model.load_state_dict(policy["weights"])
+        if policy["plan_bank"] is not None:  # elite and refine plans come from it
+            self.model.set_plan_bank(*policy["plan_bank"])
         if len(self.envs) < size:  # environments are made once and reused, as locally
             self.envs += make_envs(self.task.make_env, size - len(self.envs))
         planner = exploration_planner(self.model, icfg, ocfg, y_plus, n_explore)
@@ -77,8 +79,10 @@ class RayCollector:
         """Every shard's ``rollout`` output, in shard order; shard i goes to actor i mod A."""
         import ray
 
-        weights = ray.put({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        refs = [self.actors[i % len(self.actors)].play.remote(weights, icfg, ocfg, y_plus, horizon,
+        bank = model.plan_bank
+        policy = ray.put({"weights": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                          "plan_bank": None if bank is None else (bank[0].detach().cpu(), bank[1])})
+        refs = [self.actors[i % len(self.actors)].play.remote(policy, icfg, ocfg, y_plus, horizon,
                                                                seed, shard)
                 for i, shard in enumerate(shards)]
         return ray.get(refs)
