@@ -2,7 +2,7 @@
 
     python benchmarks/locomotion.py [--datasets hopper-medium,...] [--seeds 0,1,2,3,4]
                                     [--steps 1000] [--episodes 10]
-                                    [--algos gac,gac-elite,dt,iql,bc]
+                                    [--algos gac,gac-elite,gac-refine,dt,iql,bc]
 
 For every dataset (made by `gac data make` from the committed behaviour policies, cached) and
 seed, each method trains for the same number of gradient steps on the same file, then plays
@@ -13,6 +13,8 @@ normalised with the dataset's stored references (R_random, R_expert). Needs the 
 - GAC: the body's preset (`gac train DATASET`), exploitation plans.
 - GAC-ELITE: the same trained GAC, with plans drawn from the posterior plans of the 8 best
   training episodes (`gac eval --mode elite`): no retraining, only another evaluation.
+- GAC-REFINE: the same trained GAC, with the elite draw moved uphill on the predicted return
+  inside a trust region around it (`gac eval --mode refine`).
 - DT: d3rlpy's reproduction settings (reproductions/offline/decision_transformer.py: width 128,
   3 layers, context 20, batch 64, lr 1e-4, AdamW wd 1e-4, grad clip 0.25, standardised
   observations, rewards x 0.001), except that the warm-up is a tenth of the budget (the
@@ -52,7 +54,10 @@ from gac.tasks.gym_adapter import make_gym_env
 
 DATASETS = ("hopper-medium", "hopper-medium-replay", "walker2d-medium", "walker2d-medium-replay",
             "halfcheetah-medium", "halfcheetah-medium-replay")
-ALGOS = ("gac", "gac-elite", "dt", "iql", "bc")
+ALGOS = ("gac", "gac-elite", "gac-refine", "dt", "iql", "bc")
+# GAC columns: one trained run per dataset and seed, evaluated with each plan mode (None: the
+# preset's).
+GAC_MODES: dict[str, str | None] = {"gac": None, "gac-elite": "elite", "gac-refine": "refine"}
 
 
 def peer_config(algo: str, steps: int) -> Any:
@@ -103,13 +108,24 @@ def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> d
             "score": float(normalized_score(float(np.mean(returns)), *ref))}
 
 
+def fingerprint(sections: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(sections, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def gac_version(dataset: str, overrides: list[str] | None = None) -> str:
-    """A fingerprint of the GAC config a run would use: results of an older preset are kept in
-    the log but neither reused nor tabulated."""
+    """A fingerprint of the GAC training config (model and train sections) a run would use; it
+    names the run's folder. Results of an older preset are kept in the log but neither reused
+    nor tabulated. Inference settings do not retrain: see ``inference_version``."""
     cfg = apply_overrides(preset(dataset), list(overrides or []))
-    text = json.dumps({"model": asdict(cfg.model), "train": asdict(cfg.train),
-                       "inference": asdict(cfg.inference)}, sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
+    return fingerprint({"model": asdict(cfg.model), "train": asdict(cfg.train)})
+
+
+def inference_version(dataset: str, overrides: list[str] | None = None, mode: str | None = None
+                      ) -> str:
+    """A fingerprint of the inference config that evaluates a GAC run (``mode``: None keeps the
+    preset's)."""
+    sets = [*(overrides or []), *([f"inference.mode={mode}"] if mode else [])]
+    return fingerprint({"inference": asdict(apply_overrides(preset(dataset), sets).inference)})
 
 
 def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
@@ -128,10 +144,9 @@ def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
         train_s = (time.time() - t0) * steps / (steps - start)
     else:  # already trained: the logged update times (batch sampling excluded)
         train_s = float(np.mean([h["update_s"] for h in trainer.history])) * steps
-    res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode=mode or "exploit",
-                              progress=False)
+    res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode=mode, progress=False)
     return {"returns": res.returns[0].tolist(), "train_s": train_s, "version": version,
-            "score": res.summary()["score_mean"]}
+            "inference": inference_version(task, sets, mode), "score": res.summary()["score_mean"]}
 
 
 def main() -> None:
@@ -168,9 +183,8 @@ def main() -> None:
                 if any(key(r) == (algo, dataset, seed, args.steps, args.episodes) for r in done):
                     continue
                 t0 = time.time()
-                if algo.startswith("gac"):  # gac-elite: the same trained run, elite plans
-                    out = run_gac(dataset, seed, args.steps, args.episodes, root,
-                                  mode="elite" if algo == "gac-elite" else None)
+                if algo in GAC_MODES:  # gac-*: the same trained run, evaluated with other plans
+                    out = run_gac(dataset, seed, args.steps, args.episodes, root, mode=GAC_MODES[algo])
                 else:
                     out = run_peer(algo, dataset, seed, args.steps, args.episodes)
                 row = {"algo": algo, "dataset": dataset, "seed": seed, "steps": args.steps,
@@ -187,17 +201,20 @@ def main() -> None:
 
 def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The logged rows that the current code would reproduce: GAC rows of the preset's current
-    fingerprint (per dataset and budget), and peer rows trained on their own seed's file (rows
-    logged before ``data_seed`` existed trained every seed on seed 0's file)."""
-    versions: dict[tuple[str, int], str] = {}
+    training and inference fingerprints (per dataset, budget and plan mode), and peer rows
+    trained on their own seed's file (rows logged before ``data_seed`` existed trained every
+    seed on seed 0's file)."""
+    versions: dict[tuple[str, str, int], tuple[str, str]] = {}
 
     def current(r: dict[str, Any]) -> bool:
-        if not r["algo"].startswith("gac"):
+        if r["algo"] not in GAC_MODES:
             return r.get("data_seed", 0) == r["seed"]
-        key = (r["dataset"], r["steps"])
+        key = (r["algo"], r["dataset"], r["steps"])
         if key not in versions:
-            versions[key] = gac_version(r["dataset"], [f"train.steps={r['steps']}"])
-        return r.get("version") == versions[key]
+            sets = [f"train.steps={r['steps']}"]
+            versions[key] = (gac_version(r["dataset"], sets),
+                             inference_version(r["dataset"], sets, GAC_MODES[r["algo"]]))
+        return (r.get("version"), r.get("inference")) == versions[key]
 
     return [r for r in rows if current(r)]
 

@@ -12,7 +12,15 @@ import pytest
 pytest.importorskip("d3rlpy")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from locomotion import current_rows, gac_version, paired_difference, run_gac, run_peer, table  # noqa: E402
+from locomotion import (  # noqa: E402
+    current_rows,
+    gac_version,
+    inference_version,
+    paired_difference,
+    run_gac,
+    run_peer,
+    table,
+)
 
 from gac.data.datasets import make_dataset  # noqa: E402
 
@@ -33,16 +41,18 @@ def test_every_method_trains_plays_and_reports(tiny_hopper: Path, tmp_path: Path
         out = run_peer(algo, str(tiny_hopper), seed=0, steps=3, episodes=1)
         rows.append({"algo": algo, **out})
     rows.append({"algo": "gac", **run_gac(str(tiny_hopper), 0, 3, 1, tmp_path, TINY_GAC)})
-    # gac-elite reuses the trained run: a second evaluation, no second training
-    rows.append({"algo": "gac-elite",
-                 **run_gac(str(tiny_hopper), 0, 3, 1, tmp_path, TINY_GAC, mode="elite")})
+    # gac-elite and gac-refine reuse the trained run: more evaluations, no more training
+    for mode in ("elite", "refine"):
+        rows.append({"algo": f"gac-{mode}",
+                     **run_gac(str(tiny_hopper), 0, 3, 1, tmp_path, TINY_GAC, mode=mode)})
     for r in rows:
         assert len(r["returns"]) == 1 and math.isfinite(r["returns"][0])
         assert r["train_s"] > 0 and math.isfinite(r["score"])
         r.update(dataset=str(tiny_hopper), seed=0, steps=3, episodes=1, score=r["returns"][0])
     assert len(list(tmp_path.glob("gac-h-s0-3-*/checkpoint.pt"))) == 1  # named by its config
-    assert rows[-1]["version"] == rows[-2]["version"]
-    text = table(rows, [str(tiny_hopper)], ["gac", "gac-elite", "dt", "iql", "bc"], 3, 1)
+    gacs = rows[3:]
+    assert len({r["version"] for r in gacs}) == 1 and len({r["inference"] for r in gacs}) == 3
+    text = table(rows, [str(tiny_hopper)], ["gac", "gac-elite", "gac-refine", "dt", "iql", "bc"], 3, 1)
     assert str(tiny_hopper) in text and "GAC / DT time per gradient step" in text
     assert "| **average** |" in text
     assert all(line.count("|") == text.splitlines()[0].count("|")
@@ -65,15 +75,21 @@ def test_unknown_peer_is_refused(tiny_hopper: Path):
         run_peer("cql", str(tiny_hopper), 0, 1, 1)
 
 
-def test_current_rows_are_per_dataset_and_budget():
+def test_current_rows_are_per_dataset_budget_and_plan_mode():
     # A budget's fingerprint differs from another's: a 3,000-step row must not be judged by the
     # 1,000-step fingerprint of the same dataset (that re-ran finished runs).
-    def gac(steps: int, version: str) -> dict:
-        return {"algo": "gac", "dataset": "hopper-medium", "seed": 0, "steps": steps, "version": version}
+    def gac(steps: int, version: str | None = None, algo: str = "gac", mode: str | None = None) -> dict:
+        sets = [f"train.steps={steps}"]
+        return {"algo": algo, "dataset": "hopper-medium", "seed": 0, "steps": steps,
+                "version": version or gac_version("hopper-medium", sets),
+                "inference": inference_version("hopper-medium", sets, mode)}
 
-    rows = [gac(1000, gac_version("hopper-medium", ["train.steps=1000"])),
-            gac(3000, gac_version("hopper-medium", ["train.steps=3000"])),
+    rows = [gac(1000), gac(3000),
             gac(3000, "00000000"),  # an older preset's run
             {"algo": "dt", "dataset": "hopper-medium", "seed": 1, "steps": 1000},  # seed 0's file
-            {"algo": "dt", "dataset": "hopper-medium", "seed": 1, "steps": 1000, "data_seed": 1}]
-    assert current_rows(rows) == [rows[0], rows[1], rows[4]]
+            {"algo": "dt", "dataset": "hopper-medium", "seed": 1, "steps": 1000, "data_seed": 1},
+            gac(1000, algo="gac-elite", mode="elite"),
+            gac(1000, algo="gac-refine", mode="elite")]  # evaluated with other plans than its own
+    assert current_rows(rows) == [rows[0], rows[1], rows[4], rows[5]]
+    # Inference settings name the evaluation, not the trained run's folder.
+    assert gac_version("hopper-medium", ["inference.mode=refine"]) == gac_version("hopper-medium")
