@@ -200,7 +200,7 @@ def main() -> None:
 
 
 def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The logged rows that the current code would reproduce: GAC rows of the preset's current
+    """The logged rows that the current code would reproduce, one per run: GAC rows of the preset's current
     training and inference fingerprints (per dataset, budget and plan mode), and peer rows
     trained on their own seed's file (rows logged before ``data_seed`` existed trained every
     seed on seed 0's file)."""
@@ -216,7 +216,11 @@ def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                              inference_version(r["dataset"], sets, GAC_MODES[r["algo"]]))
         return (r.get("version"), r.get("inference")) == versions[key]
 
-    return [r for r in rows if current(r)]
+    # One row per method, dataset, seed and budget: a run logged twice (two jobs sharing the log)
+    # counts once, the later row kept.
+    unique = {(r["algo"], r["dataset"], r["seed"], r["steps"], r.get("episodes")): r
+              for r in rows if current(r)}
+    return list(unique.values())
 
 
 def data_score(dataset: str, seed: int) -> float:

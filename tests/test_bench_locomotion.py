@@ -91,5 +91,7 @@ def test_current_rows_are_per_dataset_budget_and_plan_mode():
             gac(1000, algo="gac-elite", mode="elite"),
             gac(1000, algo="gac-refine", mode="elite")]  # evaluated with other plans than its own
     assert current_rows(rows) == [rows[0], rows[1], rows[4], rows[5]]
+    again = {**rows[0], "score": 1.0}  # the same run logged twice: counted once, the later row
+    assert current_rows([*rows, again]) == [again, rows[1], rows[4], rows[5]]
     # Inference settings name the evaluation, not the trained run's folder.
     assert gac_version("hopper-medium", ["inference.mode=refine"]) == gac_version("hopper-medium")
