@@ -1,6 +1,6 @@
 """Offline locomotion: GAC next to d3rlpy's Decision Transformer, IQL and BC on gac's own datasets.
 
-    python benchmarks/locomotion.py [--datasets hopper-medium,...] [--seeds 0,1,2,3,4]
+    python benchmarks/locomotion.py [--datasets hopper-medium,...] [--seeds 0,1,2,3,4,5,6,7]
                                     [--steps 1000] [--episodes 10]
                                     [--algos gac,gac-elite,gac-refine,dt,iql,bc]
 
@@ -152,7 +152,7 @@ def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7")
     parser.add_argument("--steps", type=int, default=1000, help="gradient steps for every method")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--algos", default=",".join(ALGOS))
