@@ -200,10 +200,10 @@ def main() -> None:
 
 
 def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The logged rows that the current code would reproduce, one per run: GAC rows of the preset's current
-    training and inference fingerprints (per dataset, budget and plan mode), and peer rows
-    trained on their own seed's file (rows logged before ``data_seed`` existed trained every
-    seed on seed 0's file)."""
+    """The logged rows that the current code would reproduce, one per run: GAC rows of the
+    preset's current training and inference fingerprints (per dataset, budget and plan mode),
+    and peer rows trained on their own seed's file (rows logged before ``data_seed`` existed
+    trained every seed on seed 0's file)."""
     versions: dict[tuple[str, str, int], tuple[str, str]] = {}
 
     def current(r: dict[str, Any]) -> bool:

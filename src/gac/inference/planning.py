@@ -138,8 +138,9 @@ def plan(
         return sample_conditioned(model, s0, y, cfg.n_steps, cfg.step_size, generator,
                                   guidance=cfg.guidance, noise=cfg.noise)
     if cfg.mode in ("exploit", "refine"):
-        if cfg.mode == "refine":  # one drawn elite plan per state: an argmax over elite plans
-            starts = model.elite_plans(cfg.elite_episodes, b, generator)[:, None]  # is fragile
+        if cfg.mode == "refine":
+            # One drawn elite plan per state: the argmax over elite plans is fragile.
+            starts = model.elite_plans(cfg.elite_episodes, b, generator)[:, None]
         else:
             starts = model.sample_z0(b * cfg.n_starts, generator).view(b, cfg.n_starts,
                                                                         *model.latent_shape)

@@ -3,9 +3,10 @@
 ``OnlineRun.collect_group`` splits a group into shards (``online.collect_shards``); locally it
 plays them one after another, with ``online.collector=ray`` it hands them to this module. Each
 actor holds its own environments and a copy of the model; per group it gets the current
-weights and plan bank (put once into Ray's object store, shared by all actors) and plays its shards exactly as
-the local collector does -- ``rollout`` with the shard's batch, environment seeds and plan
-generator -- so the episodes are bit-identical to local collection (same torch build, CPU).
+weights and plan bank (put once into Ray's object store, shared by all actors) and plays its
+shards exactly as the local collector does -- ``rollout`` with the shard's batch, environment
+seeds and plan generator -- so the episodes are bit-identical to local collection (same torch
+build, CPU).
 """
 
 from __future__ import annotations
