@@ -174,13 +174,10 @@ def main() -> None:
 
     done = current_rows(done)
 
-    def key(r: dict[str, Any]) -> tuple:
-        return r["algo"], r["dataset"], r["seed"], r["steps"], r["episodes"]
-
     for seed in [] if args.report else seeds:  # seed-major: a partial run covers every dataset
         for dataset in datasets:
             for algo in algos:
-                if any(key(r) == (algo, dataset, seed, args.steps, args.episodes) for r in done):
+                if any(run_key(r) == (algo, dataset, seed, args.steps, args.episodes) for r in done):
                     continue
                 t0 = time.time()
                 if algo in GAC_MODES:  # gac-*: the same trained run, evaluated with other plans
@@ -197,6 +194,11 @@ def main() -> None:
                       f"({row['train_s'] / args.steps:.3f} s/step)", flush=True)
     print(table(done, datasets, algos, args.steps, args.episodes))
     print(f"plot: {plot(done, datasets, algos, args.steps, args.episodes, root / 'scores.png')}")
+
+
+def run_key(r: dict[str, Any]) -> tuple:
+    """What one logged row stands for: a method on one dataset, seed, budget and episode count."""
+    return r["algo"], r["dataset"], r["seed"], r["steps"], r.get("episodes")
 
 
 def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -218,9 +220,7 @@ def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     # One row per method, dataset, seed and budget: a run logged twice (two jobs sharing the log)
     # counts once, the later row kept.
-    unique = {(r["algo"], r["dataset"], r["seed"], r["steps"], r.get("episodes")): r
-              for r in rows if current(r)}
-    return list(unique.values())
+    return list({run_key(r): r for r in rows if current(r)}.values())
 
 
 def data_score(dataset: str, seed: int) -> float:

@@ -121,8 +121,9 @@ def plan(
     """A plan z0 (B, n_latent, d) for each raw initial observation in s0 (B, obs_dim).
 
     ``target_return`` (raw units) overrides ``cfg.target_return`` in guided mode.
-    ``extra_starts`` (M, n_latent, d), exploit mode only: starts tried for every state on top
-    of the ``n_starts`` prior samples (e.g. posterior chains of the best trajectories)."""
+    ``extra_starts`` (M, n_latent, d), exploit and refine modes: starts tried for every state on
+    top of the mode's own (e.g. posterior chains of the best trajectories); in refine, each is
+    the centre of its own trust region."""
     b = s0.shape[0]
     if cfg.mode == "prior":
         return model.sample_z0(b, generator)
@@ -138,7 +139,8 @@ def plan(
         return sample_conditioned(model, s0, y, cfg.n_steps, cfg.step_size, generator,
                                   guidance=cfg.guidance, noise=cfg.noise)
     if cfg.mode in ("exploit", "refine"):
-        if cfg.mode == "refine":
+        refine = cfg.mode == "refine"
+        if refine:
             # One drawn elite plan per state: the argmax over elite plans is fragile.
             starts = model.elite_plans(cfg.elite_episodes, b, generator)[:, None]
         else:
@@ -150,8 +152,8 @@ def plan(
         n = starts.shape[1]
         z, objective = ascend(model, starts.reshape(b * n, *model.latent_shape),
                               s0.repeat_interleave(n, dim=0), cfg.n_steps, cfg.step_size,
-                              cfg.prior_weight, sphere=cfg.constraint == "sphere" and cfg.mode == "exploit",
-                              anchored=cfg.mode == "refine")
+                              cfg.prior_weight, sphere=cfg.constraint == "sphere" and not refine,
+                              anchored=refine)
         best = objective.view(b, n).argmax(dim=1)
         return z.view(b, n, *model.latent_shape)[torch.arange(b, device=z.device), best]
     raise ValueError(f"unknown inference mode {cfg.mode!r}; expected exploit, refine, guided, prior "

@@ -102,7 +102,7 @@ class GACModel(nn.Module):
         episodes (the ``elite`` inference mode)."""
         top = self.top_plans(k)
         device = generator.device if generator is not None else "cpu"
-        pick = torch.randint(len(top), (batch,), generator=generator, device=device).cpu()
+        pick = torch.randint(len(top), (batch,), generator=generator, device=device)
         return top[pick.to(top.device)]
 
     def top_plans(self, k: int) -> Tensor:
