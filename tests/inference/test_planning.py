@@ -165,3 +165,8 @@ def test_refine_moves_the_elite_draw_uphill_inside_its_trust_region(model, s0):
     still = plan(model, s0, InferenceConfig(mode="refine", elite_episodes=3, n_steps=0),
                  torch.Generator().manual_seed(1))
     assert torch.equal(still, drawn)
+
+
+def test_unknown_mode_is_named_with_the_known_ones(model, s0):
+    with pytest.raises(ValueError, match="unknown inference mode 'foo'; expected exploit, refine"):
+        plan(model, s0, InferenceConfig(mode="foo"))  # type: ignore[arg-type]
