@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50_000, help="steps per measurement")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    generation_rate("pointmaze-umaze", 500)  # warm imports and MuJoCo before timing
+    generation_rate("pointmaze-umaze-goal", 500)  # warm imports and MuJoCo before timing
 
     header = (f"{'maze':<8}{'generate/s':>12}{'MazeEnv/s':>12}{'gym.make/s':>12}"
               f"{'gen/MazeEnv':>13}{'gen/gym':>9}")
@@ -72,7 +72,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for maze in MAZES:
-        task = f"pointmaze-{maze}"
+        task = f"pointmaze-{maze}-goal"
         gen = generation_rate(task, args.steps)
         raw = maze_env_rate(task, args.steps)
         plain = gym_rate(get_task(task).spec.env_id, args.steps)

@@ -1,7 +1,7 @@
 """Offline-to-online: GAC's gain from return-only feedback, next to GAC without optimistic
 exploration and (optionally) d3rlpy's Cal-QL and IQL, on the same task, data and budget.
 
-    python benchmarks/offline_to_online.py [--task pointmaze-medium] [--seeds 0,1,2]
+    python benchmarks/offline_to_online.py [--task pointmaze-medium-goal] [--seeds 0,1,2]
         [--env-steps 28800] [--stages 3] [--sweep 20,100,300] [--peers calql,iql]
 
 Offline GAC models come from the quality benchmark's runs (runs/bench-quality/TASK-sSEED,
@@ -50,7 +50,7 @@ def finetune(ckpt: Path, run_dir: Path, sets: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--task", default="pointmaze-medium")
+    parser.add_argument("--task", default="pointmaze-medium-goal")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--env-steps", type=int, default=28_800)
     parser.add_argument("--stages", type=int, default=3)

@@ -1,6 +1,6 @@
 """Peers for the offline-to-online benchmark: d3rlpy's Cal-QL and IQL on gac's data and tasks.
 
-    python benchmarks/peers_d3rlpy.py --algo calql --task pointmaze-medium --seed 0 \
+    python benchmarks/peers_d3rlpy.py --algo calql --task pointmaze-medium-goal --seed 0 \
         --offline-steps 20000 --online-env-steps 28800 [--dataset PATH] [--eval-episodes 20]
 
 Needs ``pip install -e ".[peers]"`` (d3rlpy 2.8.0). Each run: fit() for ``offline_steps``
@@ -205,7 +205,7 @@ def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_ste
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--algo", choices=ALGOS, required=True)
-    parser.add_argument("--task", default="pointmaze-medium")
+    parser.add_argument("--task", default="pointmaze-medium-goal")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--offline-steps", type=int, default=20_000)
     parser.add_argument("--online-env-steps", type=int, default=28_800)

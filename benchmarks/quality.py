@@ -1,7 +1,7 @@
 """Offline quality: GAC's normalised score on the PointMaze tasks over seeds, next to the
 data-collecting policy and to plain prior sampling of plans.
 
-    python benchmarks/quality.py [--tasks pointmaze-umaze,pointmaze-medium,pointmaze-large]
+    python benchmarks/quality.py [--tasks pointmaze-umaze-goal,pointmaze-medium-goal,pointmaze-large-goal]
                                  [--seeds 0,1,2] [--episodes 50] [--steps N]
 
 For each task and seed S: the task's default dataset generated with seed S (cached), one
@@ -26,7 +26,7 @@ from gac.data.maze_generator import measure_behaviour
 from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
 from gac.tasks import get_task, normalized_score
 
-TARGETS = {"pointmaze-umaze": 70, "pointmaze-medium": 30, "pointmaze-large": 45}
+TARGETS = {"pointmaze-umaze-goal": 70, "pointmaze-medium-goal": 30, "pointmaze-large-goal": 45}
 
 
 def behaviour_score(task_name: str, ref, episodes: int, noise: float = 0.5) -> float:
@@ -37,7 +37,7 @@ def behaviour_score(task_name: str, ref, episodes: int, noise: float = 0.5) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--tasks", default="pointmaze-umaze,pointmaze-medium,pointmaze-large")
+    parser.add_argument("--tasks", default="pointmaze-umaze-goal,pointmaze-medium-goal,pointmaze-large-goal")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--steps", type=int, default=None, help="override the preset's updates")

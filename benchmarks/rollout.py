@@ -7,7 +7,7 @@ All figures come from one run on this machine: environment steps per second of
 Targets: cached / full >= 5 at horizon 300; at 16 environments cached / raw >= 0.5 (the policy
 costs no more than the environment).
 
-    python benchmarks/rollout.py [--task pointmaze-umaze] [--horizon 300] [--threads 2]
+    python benchmarks/rollout.py [--task pointmaze-umaze-goal] [--horizon 300] [--threads 2]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def policy_rate(model, task, n_envs: int, horizon: int, cache: bool, icfg) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--task", default="pointmaze-umaze")
+    parser.add_argument("--task", default="pointmaze-umaze-goal")
     parser.add_argument("--horizon", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -46,7 +46,7 @@ TINY = {"model.d_model": 32, "model.n_layers": 1, "model.context_steps": 4,
 
 def sweep_times(data: Path, root: Path, trials: int, steps: int, cpus: int) -> dict[str, float]:
     def spec(name: str):
-        return parse_spec({"name": name, "tasks": ["pointmaze-umaze"], "seeds": list(range(trials)),
+        return parse_spec({"name": name, "tasks": ["pointmaze-umaze-goal"], "seeds": list(range(trials)),
                            "dataset": str(data), "set": {**TINY, "train.steps": steps},
                            "eval": {"episodes": 4, "seeds": [0], "n_envs": 4}})
 
@@ -73,14 +73,14 @@ def sweep_times(data: Path, root: Path, trials: int, steps: int, cpus: int) -> d
 def collection_rates(data: Path, work: Path, envs: int, groups: int) -> dict[str, float]:
     """Environment steps per second of one group of ``envs`` episodes (median of ``groups``)."""
     store = load_hdf5(data)
-    task = get_task("pointmaze-umaze")
+    task = get_task("pointmaze-umaze-goal")
     rates = {}
     for name, extra in (("local, 1 shard (old scheme)", ["online.collect_shards=1"]),
                         ("local, 2 shards", ["online.collect_shards=2"]),
                         ("ray, 2 actors, 2 shards", ["online.collect_shards=2",
                                                       "online.collector=ray",
                                                       "online.collector_actors=2"])):
-        cfg = apply_overrides(preset("pointmaze-umaze"),  # the preset's model and planning
+        cfg = apply_overrides(preset("pointmaze-umaze-goal"),  # the preset's model and planning
                               ["train.steps=2", "train.warmup_steps=1", f"online.n_envs={envs}",
                                f"online.env_steps={envs * task.horizon * 100}", *extra])
         trainer = Trainer(cfg, store, None, return_scale=100.0)
@@ -107,7 +107,7 @@ def main() -> None:
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="gac-bench-sweep-"))
     try:
-        data = make_dataset("pointmaze-umaze", steps=4000, seed=0, out=work / "umaze.hdf5",
+        data = make_dataset("pointmaze-umaze-goal", steps=4000, seed=0, out=work / "umaze.hdf5",
                             reference_episodes=4, progress=False)
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
         s = sweep_times(data, work / "runs", args.trials, args.trial_steps, args.cpus)

@@ -1,7 +1,7 @@
 """Training cost at a task preset: updates/s, peak memory, Langevin share, and model FLOP
 utilisation (MFU) against the fp32 matmul peak measured in the same run.
 
-    python benchmarks/training.py [--task pointmaze-umaze] [--updates 60] [--threads 2]
+    python benchmarks/training.py [--task pointmaze-umaze-goal] [--updates 60] [--threads 2]
 
 MFU = model FLOPs per second (``gac.model.flops``: matmul FLOPs of forward, backward and the
 Langevin posterior steps) / the FLOP rate of a large fp32 matmul on the same threads. Target >= 40%.
@@ -33,7 +33,7 @@ def matmul_peak(n: int = 1024, repeats: int = 20) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--task", default="pointmaze-umaze")
+    parser.add_argument("--task", default="pointmaze-umaze-goal")
     parser.add_argument("--updates", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[],

@@ -25,9 +25,9 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.fixture(scope="session")
 def tiny_maze_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """4,000 steps of real waypoint-controller data on pointmaze-umaze."""
+    """4,000 steps of real waypoint-controller data on pointmaze-umaze-goal."""
     from gac.data.datasets import make_dataset
 
     out = tmp_path_factory.mktemp("data") / "umaze-tiny.hdf5"
-    return make_dataset("pointmaze-umaze", steps=4000, seed=0, out=out, reference_episodes=4,
+    return make_dataset("pointmaze-umaze-goal", steps=4000, seed=0, out=out, reference_episodes=4,
                         progress=False)

@@ -13,7 +13,7 @@ runner = CliRunner()
 
 def test_make_then_info(tmp_path):
     out = tmp_path / "umaze.hdf5"
-    args = ["data", "make", "pointmaze-umaze", "--steps", "3000", "--out", str(out),
+    args = ["data", "make", "pointmaze-umaze-goal", "--steps", "3000", "--out", str(out),
             "--reference-episodes", "2"]
     made = runner.invoke(app, args)
     assert made.exit_code == 0, made.output
@@ -31,7 +31,7 @@ def test_make_then_info(tmp_path):
     info = runner.invoke(app, ["data", "info", str(out), "--hist", str(png)])
     assert info.exit_code == 0, info.output
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "episodes" in info.output and "pointmaze-umaze" in info.output
+    assert "episodes" in info.output and "pointmaze-umaze-goal" in info.output
 
     as_json = runner.invoke(app, ["data", "info", str(out), "--json"])
     summary = json.loads(as_json.stdout)

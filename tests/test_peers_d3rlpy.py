@@ -20,7 +20,7 @@ from gac.data.datasets import make_dataset  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dataset("pointmaze-umaze", steps=3000, out=tmp_path_factory.mktemp("peers") / "d.hdf5",
+    return make_dataset("pointmaze-umaze-goal", steps=3000, out=tmp_path_factory.mktemp("peers") / "d.hdf5",
                         reference_episodes=2, progress=False)
 
 
@@ -36,7 +36,7 @@ def test_episodes_split_where_ours_do(tiny_path: Path):
 @pytest.mark.parametrize("algo", ["calql", "iql"])
 def test_tiny_offline_to_online_run(algo: str, tiny_path: Path):
     # Tiny networks: this checks the pipeline (fit, evaluate, fit_online, evaluate), not the peers.
-    res = run_peer(algo, "pointmaze-umaze", seed=0, offline_steps=20, online_env_steps=300,
+    res = run_peer(algo, "pointmaze-umaze-goal", seed=0, offline_steps=20, online_env_steps=300,
                    eval_episodes=2, dataset=str(tiny_path), hidden=[32, 32])
     assert {"algo", "task", "seed", "offline_score", "final_score", "delta", "env_steps",
             "offline_steps", "wall_s"} <= set(res)
@@ -44,4 +44,4 @@ def test_tiny_offline_to_online_run(algo: str, tiny_path: Path):
     assert math.isfinite(res["offline_score"]) and math.isfinite(res["final_score"])
     assert res["delta"] == pytest.approx(res["final_score"] - res["offline_score"])
     with pytest.raises(ValueError, match="unknown peer"):
-        run_peer("cql", "pointmaze-umaze", 0, 1, 1, dataset=str(tiny_path))
+        run_peer("cql", "pointmaze-umaze-goal", 0, 1, 1, dataset=str(tiny_path))

@@ -13,7 +13,7 @@ from gac.tasks import get_task
 
 def test_cached_and_uncached_rollouts_agree():
     torch.manual_seed(0)
-    task = get_task("pointmaze-umaze")
+    task = get_task("pointmaze-umaze-goal")
     model = GACModel(ModelConfig(obs_dim=6, act_dim=2, d_model=32, n_layers=2, context_steps=4,
                                  max_timestep=300, prior="mlp", return_condition_s0=True))
     icfg = InferenceConfig(mode="prior")
@@ -26,7 +26,7 @@ def test_cached_and_uncached_rollouts_agree():
 
 def test_rollout_is_deterministic_and_counts_episodes():
     torch.manual_seed(0)
-    task = get_task("pointmaze-umaze")
+    task = get_task("pointmaze-umaze-goal")
     model = GACModel(ModelConfig(obs_dim=6, act_dim=2, d_model=32, n_layers=1, context_steps=4,
                                  max_timestep=300, prior="identity"))
     icfg = InferenceConfig(mode="exploit", n_starts=2, n_steps=2)

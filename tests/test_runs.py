@@ -11,5 +11,5 @@ from gac.tasks import d4rl_reference
 def test_dataset_references_win_then_d4rl_then_none():
     assert reference_returns({"ref_min_score": 1, "ref_max_score": 2}, "hopper-medium-v2") == (1, 2)
     assert reference_returns({}, "hopper-medium-v2") == pytest.approx(d4rl_reference("hopper"))
-    assert reference_returns({}, "pointmaze-umaze") is None  # gac datasets store their own
+    assert reference_returns({}, "pointmaze-umaze-goal") is None  # gac datasets store their own
     assert reference_returns({}) is None

@@ -14,7 +14,7 @@ from gac.sweep.commands import register as register_sweep
 app = typer.Typer(
     help="Generative Actor Critic: offline and offline-to-online RL by generative modelling of "
     "trajectories and their returns.\n\nStart with `gac run` (the default pipeline on "
-    "pointmaze-umaze), or `gac data make pointmaze-umaze` to build a dataset.",
+    "pointmaze-umaze-goal), or `gac data make pointmaze-umaze-goal` to build a dataset.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -81,12 +81,13 @@ def tasks_cmd() -> None:
 
 @data_app.command("make")
 def data_make(
-    task: Annotated[str, typer.Argument(help="Task name, e.g. pointmaze-umaze (see `gac tasks`).")],
+    task: Annotated[str, typer.Argument(help="Task name, e.g. pointmaze-umaze-goal (see `gac tasks`).")],
     steps: Annotated[int | None, typer.Option(help="Transitions to generate (default: per task).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generator and the environment.")] = 0,
     noise: Annotated[float, typer.Option(help="Std of the Gaussian action noise.")] = 0.5,
-    dwell: Annotated[int, typer.Option(
-        help="Steps the controller holds a reached goal before the next (D4RL: 0).")] = 25,
+    dwell: Annotated[int | None, typer.Option(
+        help="pointmaze-*-goal: steps the controller holds a reached goal before the next "
+             "(default 25; D4RL and maze2d-*: 0).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output HDF5 path (default: the cache folder).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
     reference_episodes: Annotated[int, typer.Option(
@@ -105,9 +106,10 @@ def data_make(
 
     t0 = time.time()
     try:
-        path = make_dataset(task, steps=steps, seed=seed, out=out, overwrite=overwrite, noise=noise,
-                            reference_episodes=reference_episodes, dwell=dwell,
-                            replay_dir=replay_dir)
+        options = {"noise": noise, "reference_episodes": reference_episodes, "dwell": dwell,
+                   "replay_dir": replay_dir}
+        path = make_dataset(task, steps=steps, seed=seed, out=out, overwrite=overwrite,
+                            **{k: v for k, v in options.items() if v is not None})
     except (KeyError, FileExistsError, ValueError) as exc:
         _fail(str(exc).strip("'\""))
         return
@@ -326,7 +328,7 @@ def _run_online(online, run_dir: Path) -> list[dict[str, float]]:
 
 @app.command("run")
 def run_cmd(
-    task: Annotated[str, typer.Option(help="Task to run the pipeline on.")] = "pointmaze-umaze",
+    task: Annotated[str, typer.Option(help="Task to run the pipeline on.")] = "pointmaze-umaze-goal",
     seed: Annotated[int, typer.Option(help="Seed for data, training and evaluation.")] = 0,
     steps: Annotated[int | None, typer.Option(help="Gradient updates (default: task preset).")] = None,
     episodes: Annotated[int, typer.Option(help="Evaluation episodes per seed.")] = 50,

@@ -10,6 +10,17 @@ from typing import Any, Literal
 
 
 @dataclass
+class DataConfig:
+    """How a dataset's stream becomes the trajectories the model learns from."""
+
+    # "goal": the dataset's own episodes; for maze2d streams, the segments between goal changes
+    # (D4RL's timeouts), as LPT cuts them, each labelled with its return for the evaluation
+    # goal. "window": consecutive windows of the task's horizon, each labelled with its return
+    # over the window: the length and return scale of an evaluation episode.
+    segments: Literal["goal", "window"] = "goal"
+
+
+@dataclass
 class ModelConfig:
     """Shape of the GAC generative model p(tau, y) = int p(tau|U(z0)) p(y|U(z0)) N(z0) dz0."""
 
@@ -47,7 +58,7 @@ class InferenceConfig:
     n_steps: int = 15  # exploit: gradient-ascent steps; guided: Langevin steps
     step_size: float = 0.3  # Langevin step s (z <- z - s^2/2 grad E + s eps); exploit lr
     # exploit: "penalty" maximises r(U(z0)) - lambda/2 |z0|^2; "sphere" maximises r on the
-    # prior's typical set |z0| = sqrt(dim). Measured on pointmaze-medium (48 episodes): penalty
+    # prior's typical set |z0| = sqrt(dim). Measured on pointmaze-medium-goal (48 episodes): penalty
     # 55.8, sphere 14.2, prior samples 25.1 -- on the sphere the ascent finds plans the return
     # head over-rates (predicted 140 vs a data maximum of 74), so penalty is the default.
     constraint: Literal["sphere", "penalty"] = "penalty"
@@ -125,7 +136,8 @@ class OnlineConfig:
 class RunConfig:
     """Everything a `gac train` run needs; saved in the run directory and the checkpoint."""
 
-    task: str = "pointmaze-umaze"
+    task: str = "pointmaze-umaze-goal"
+    data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
@@ -141,6 +153,7 @@ class RunConfig:
             model = {**model, "unet_mults": tuple(model["unet_mults"])}
         return cls(
             task=d.get("task", cls.task),
+            data=_build(DataConfig, d.get("data", {})),
             model=_build(ModelConfig, model),
             train=_build(TrainConfig, d.get("train", {})),
             inference=_build(InferenceConfig, d.get("inference", {})),
@@ -156,6 +169,9 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     return cls(**values)
 
 
+SECTIONS = ("data", "model", "train", "inference", "online")
+
+
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
     """Apply ``section.field=value`` strings (e.g. ``train.lr=1e-4``) to a config."""
     for item in overrides:
@@ -163,8 +179,8 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             raise ValueError(f"override {item!r}: expected SECTION.FIELD=VALUE, e.g. train.lr=1e-4")
         key, raw = item.split("=", 1)
         section, name = key.split(".", 1)
-        if section not in ("model", "train", "inference", "online"):
-            raise ValueError(f"override {item!r}: section must be model, train, inference or online")
+        if section not in SECTIONS:
+            raise ValueError(f"override {item!r}: section must be one of {', '.join(SECTIONS)}")
         sub = getattr(cfg, section)
         types = {f.name: f.type for f in fields(sub)}
         if name not in types:
@@ -204,13 +220,26 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # nearly redundant, so more windows per update means more independent data.
     # No timestep embedding and a posterior tempered by 100: with either, plans (z, t) can
     # index a segment's per-step action noise, and the decoder then relies on them. On
-    # pointmaze-large seed 0 this took exploitation from 10.6 (timesteps, temperature 10) to
+    # pointmaze-large-goal seed 0 this took exploitation from 10.6 (timesteps, temperature 10) to
     # 25.7 (no timesteps) to 69.9 (no timesteps, temperature 100); docs/design-notes.md.
-    **{f"pointmaze-{name}": {
+    **{f"pointmaze-{name}-goal": {
         "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": horizon,
                   "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True},
         "train": {"steps": steps, "batch_size": batch, "window": 8, "lr": 1e-3,
                   "posterior_temperature": 100.0},
+        "online": {"env_steps": 48 * horizon},  # 3 stages of 16 episodes
+    } for name, horizon, steps, batch in (("umaze", 300, 2000, 128), ("medium", 600, 3000, 128),
+                                          ("large", 800, 4000, 256))},
+    # D4RL's maze2d (first version, being measured: see benchmarks/maze2d.py). No goal in the
+    # observation, so a segment's actions are explained only by where it is heading: the plan
+    # must carry that. Hence the exact posterior (temperature 1) and chains without noise (MAP
+    # plans, as on locomotion), with the one-step context and no timestep embedding of the
+    # goal-conditioned mazes (with history or timesteps a plan can index action noise instead).
+    **{f"maze2d-{name}": {
+        "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": horizon,
+                  "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True},
+        "train": {"steps": steps, "batch_size": batch, "window": 8, "lr": 1e-3,
+                  "posterior_temperature": 1.0, "langevin_noise": 0.0},
         "online": {"env_steps": 48 * horizon},  # 3 stages of 16 episodes
     } for name, horizon, steps, batch in (("umaze", 300, 2000, 128), ("medium", 600, 3000, 128),
                                           ("large", 800, 4000, 256))},
@@ -239,8 +268,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def preset(task: str) -> RunConfig:
-    """The config for a task name (``hopper-medium`` uses the ``hopper`` preset)."""
-    key = task if task in PRESETS else task.split("-")[0]
+    """The config for a task name: the preset its task names (``hopper-medium`` uses
+    ``hopper``, ``maze2d-umaze-dense`` uses ``maze2d-umaze``), else the defaults."""
+    from gac.tasks import get_task
+
+    try:
+        key = get_task(task).preset_key
+    except KeyError:
+        key = task
     values = PRESETS.get(key, {})
     cfg = RunConfig.from_dict({"task": task, **values})
     return cfg

@@ -13,21 +13,24 @@ import torch
 
 from gac.config import InferenceConfig, RunConfig, apply_overrides, preset
 from gac.data.datasets import resolve_dataset
+from gac.data.segments import resegment
 from gac.data.store import TrajectoryStore
 from gac.evaluation.evaluate import EvalResult, evaluate
 from gac.model import GACModel
-from gac.tasks import get_task
+from gac.tasks import check_dims, get_task
 from gac.train.checkpoint import CheckpointError, load_checkpoint
 from gac.train.offline import Trainer, write_config
 
 
-def load_data(dataset: str, task: str | None = None, seed: int = 0,
-              progress: bool = True) -> tuple[TrajectoryStore, str]:
-    """The store for a task name or an HDF5 path, and the task it belongs to."""
-    store = resolve_dataset(dataset, seed=seed, progress=progress)
+def load_data(dataset: str, task: str | None = None, seed: int = 0, progress: bool = True
+              ) -> tuple[TrajectoryStore, str]:
+    """The store for a task name or an HDF5 path, and the task it belongs to. A dataset that
+    does not fit the task's env fails here, before any training."""
+    store = resolve_dataset(dataset, seed=seed, progress=progress, task=task)
     task_name = task or store.metadata.get("task") or dataset
-    get_task(task_name)  # a clear error for an unknown task
-    return store, task_name
+    found = get_task(task_name)  # a clear error for an unknown task
+    check_dims(store, found, where=str(store.metadata.get("source", dataset)))
+    return store, found.name
 
 
 def reference_returns(metadata: dict[str, Any], task: str | None = None
@@ -45,6 +48,7 @@ def make_trainer(dataset: str, run_dir: str | Path, task: str | None = None, see
                  progress: bool = True) -> Trainer:
     store, task_name = load_data(dataset, task, seed=seed, progress=progress)
     cfg = apply_overrides(preset(task_name), [f"train.seed={seed}", *(overrides or [])])
+    store = resegment(store, cfg.data.segments, get_task(task_name).horizon)
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.exists() and not resume:
@@ -128,6 +132,7 @@ def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str
         raise CheckpointError(f"{checkpoint}: its dataset {source!r} is not available; the "
                               f"online stages keep training on the offline data")
     store, task_name = load_data(source, cfg.task, progress=progress)
+    store = resegment(store, cfg.data.segments, get_task(task_name).horizon)
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.exists() and not resume:

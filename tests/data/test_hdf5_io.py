@@ -21,7 +21,7 @@ def toy_store(return_only: tuple[int, ...] = ()) -> TrajectoryStore:
                                 rng.uniform(-1, 1, (length, 2)).astype(np.float32),
                                 None if e in return_only else rewards, terminal=e == 1,
                                 ret=float(rewards.astype(np.float64).sum())))
-    meta = {"task": "pointmaze-umaze", "generator": "test", "seed": 3, "ref_min_score": 1.5,
+    meta = {"task": "pointmaze-umaze-goal", "generator": "test", "seed": 3, "ref_min_score": 1.5,
             "ref_max_score": 99.25, "horizon": 300, "layout": {"obs": [0, 1]}, "note": None,
             "tags": ["a", "b"], "goal_in_obs": True, "authors": {"b", "a"}}
     return TrajectoryStore.from_episodes(episodes, meta)

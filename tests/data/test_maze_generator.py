@@ -12,7 +12,7 @@ from gac.tasks import get_task
 from gac.tasks.maze import GOAL_RADIUS, WaypointController
 
 
-def generate(seed: int, steps: int = 1500, task: str = "pointmaze-umaze"):
+def generate(seed: int, steps: int = 1500, task: str = "pointmaze-umaze-goal"):
     cfg = MazeDataConfig(steps=steps, seed=seed, reference_episodes=0)
     return generate_maze_dataset(get_task(task), cfg, progress=False)
 
@@ -26,7 +26,7 @@ def test_same_seed_same_data_different_seed_different_data():
     assert not np.array_equal(a.actions, c.actions)
 
 
-@pytest.mark.parametrize("name", ["pointmaze-umaze", "pointmaze-medium", "pointmaze-large"])
+@pytest.mark.parametrize("name", ["pointmaze-umaze-goal", "pointmaze-medium-goal", "pointmaze-large-goal"])
 def test_fast_policy_makes_the_controllers_decisions(name):
     env = get_task(name).make_env()
     controller = WaypointController(env.maze)
@@ -45,7 +45,7 @@ def test_fast_policy_makes_the_controllers_decisions(name):
 
 def test_generated_stream_structure(tiny_maze_path):
     store = load_hdf5(tiny_maze_path)
-    task = get_task("pointmaze-umaze")
+    task = get_task("pointmaze-umaze-goal")
     meta = store.metadata
     assert meta["task"] == task.name and meta["seed"] == 0 and meta["horizon"] == task.horizon
     assert meta["ref_max_score"] > meta["ref_min_score"] and meta["ref_episodes"] == 4
@@ -87,21 +87,21 @@ def test_config_is_checked():
     with pytest.raises(ValueError, match="steps"):
         generate(0, steps=0)
     with pytest.raises(ValueError, match="noise"):
-        generate_maze_dataset(get_task("pointmaze-umaze"), MazeDataConfig(steps=10, noise=-1.0))
+        generate_maze_dataset(get_task("pointmaze-umaze-goal"), MazeDataConfig(steps=10, noise=-1.0))
 
 
 def test_make_dataset_refuses_to_overwrite_before_generating(tmp_path, monkeypatch):
     out = tmp_path / "d.hdf5"
     out.write_bytes(b"keep me")
-    import gac.data.datasets as datasets
+    import gac.data.maze_generator as generator
 
-    monkeypatch.setattr(datasets, "generate_maze_dataset",
+    monkeypatch.setattr(generator, "generate_maze_dataset",
                         lambda *a, **k: pytest.fail("generated although the file exists"))
     with pytest.raises(FileExistsError, match="d.hdf5"):
-        make_dataset("pointmaze-umaze", steps=100, out=out)
+        make_dataset("pointmaze-umaze-goal", steps=100, out=out)
     assert out.read_bytes() == b"keep me"
     with pytest.raises(ValueError, match="steps"):
-        make_dataset("pointmaze-umaze", steps=0, out=tmp_path / "zero.hdf5")
+        make_dataset("pointmaze-umaze-goal", steps=0, out=tmp_path / "zero.hdf5")
     with pytest.raises(KeyError, match="unknown task"):
         make_dataset("pointmaze-nowhere", steps=10, out=tmp_path / "x.hdf5")
 
@@ -116,7 +116,7 @@ def test_resolve_dataset_reads_paths_and_reports_missing_files(tiny_maze_path, t
 
 def test_dwell_zero_switches_goal_on_arrival_like_d4rl():
     cfg = MazeDataConfig(steps=3000, seed=0, reference_episodes=0, dwell=0)
-    store, goals = generate_maze_dataset(get_task("pointmaze-umaze"), cfg, progress=False)
+    store, goals = generate_maze_dataset(get_task("pointmaze-umaze-goal"), cfg, progress=False)
     pos = store.observations[:, :2]
     held = generate(0, steps=3000)[0]
     assert store.lengths.mean() < held.lengths.mean()  # holding makes segments longer

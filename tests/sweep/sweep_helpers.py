@@ -18,7 +18,7 @@ EVAL = {"episodes": 2, "seeds": [0], "n_envs": 2}
 
 def tiny_spec(dataset: Path | str | None, name: str = "tiny", **extra: Any) -> SweepSpec:
     """Tiny `gac train` trials on ``dataset`` (None: the task's default dataset)."""
-    data = {"name": name, "command": "train", "tasks": ["pointmaze-umaze"], "seeds": [0, 1],
+    data = {"name": name, "command": "train", "tasks": ["pointmaze-umaze-goal"], "seeds": [0, 1],
             "dataset": None if dataset is None else str(dataset), "set": dict(TINY),
             "eval": dict(EVAL), **extra}
     return parse_spec(data, source=f"<{name}>")

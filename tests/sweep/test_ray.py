@@ -79,11 +79,11 @@ TINY_RUN = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "tr
 
 
 def make_run(path, run_dir, collector: str, mode: str = "exploit") -> OnlineRun:
-    cfg = apply_overrides(preset("pointmaze-umaze"), [*TINY_RUN, f"online.collector={collector}",
+    cfg = apply_overrides(preset("pointmaze-umaze-goal"), [*TINY_RUN, f"online.collector={collector}",
                                                       f"inference.mode={mode}"])
     trainer = Trainer(cfg, load_hdf5(path), run_dir, return_scale=100.0)
     trainer.train(progress=False)
-    return OnlineRun(trainer, get_task("pointmaze-umaze"), run_dir, (0.0, 100.0))
+    return OnlineRun(trainer, get_task("pointmaze-umaze-goal"), run_dir, (0.0, 100.0))
 
 
 @pytest.mark.parametrize("mode", ["exploit", "refine"])  # refine: actors need the plan bank
@@ -111,8 +111,8 @@ def test_finetune_trials_collecting_on_ray_inside_ray_trials(tiny_maze_path, tmp
     off = run_sweep(tiny_spec(tiny_maze_path, name="off", seeds=[0]), root=tmp_path,
                     backend="local", log=quiet)
     assert not off.failed
-    ckpt = tmp_path / "off" / "pointmaze-umaze__s0" / "checkpoint.pt"
-    spec = parse_spec({"name": "on", "command": "finetune", "tasks": ["pointmaze-umaze"],
+    ckpt = tmp_path / "off" / "pointmaze-umaze-goal__s0" / "checkpoint.pt"
+    spec = parse_spec({"name": "on", "command": "finetune", "tasks": ["pointmaze-umaze-goal"],
                        "seeds": [0, 1], "checkpoint_from": str(ckpt),
                        "set": {**TINY_ONLINE, "online.collector": "ray"}, "eval": EVAL})
     res = run_sweep(spec, root=tmp_path, backend="ray", max_parallel=2, log=quiet)

@@ -33,10 +33,10 @@ def test_sweep_without_ray_runs_skips_finished_and_records_failures(tiny_maze_pa
     spec = tiny_spec(tiny_maze_path, grid={"model.max_timestep": [300, 10]})  # 10 < 300 steps
     res = run_sweep(spec, root=tmp_path, log=quiet)  # auto: no Ray installed -> in-process
     assert res.backend == "local"
-    good = "pointmaze-umaze__model.max_timestep=300__s0"
-    assert sorted(res.done) == [good, "pointmaze-umaze__model.max_timestep=300__s1"]
-    assert sorted(res.failed) == ["pointmaze-umaze__model.max_timestep=10__s0",
-                                  "pointmaze-umaze__model.max_timestep=10__s1"]
+    good = "pointmaze-umaze-goal__model.max_timestep=300__s0"
+    assert sorted(res.done) == [good, "pointmaze-umaze-goal__model.max_timestep=300__s1"]
+    assert sorted(res.failed) == ["pointmaze-umaze-goal__model.max_timestep=10__s0",
+                                  "pointmaze-umaze-goal__model.max_timestep=10__s1"]
     sweep_dir = tmp_path / "tiny"
     bad = read_status(sweep_dir / res.failed[0])
     assert bad["status"] == "failed" and "max_timestep=10" in bad["error"]
@@ -52,8 +52,8 @@ def test_sweep_without_ray_runs_skips_finished_and_records_failures(tiny_maze_pa
     assert ckpt.stat().st_mtime_ns == mtime  # finished trials are not touched
 
     text = build_report(sweep_dir)
-    assert "| pointmaze-umaze | model.max_timestep=300 | 2/2 |" in text
-    assert "| pointmaze-umaze | model.max_timestep=10 | 0/2 (2 failed) |" in text
+    assert "| pointmaze-umaze-goal | model.max_timestep=300 | 2/2 |" in text
+    assert "| pointmaze-umaze-goal | model.max_timestep=10 | 0/2 (2 failed) |" in text
     assert f"`{res.failed[0]}`: " in text and "max_timestep=10" in text
     for name in ("report.md", "report.json", "trials.csv", "scores.png", "curves.png"):
         assert (sweep_dir / name).exists(), name
@@ -86,7 +86,7 @@ def test_changed_trial_definition_is_refused(tiny_maze_path, tmp_path):
     changed = tiny_spec(tiny_maze_path, seeds=[0, 1], set={"train.steps": 8})
     with pytest.raises(SpecError, match="different overrides"):
         prepare(changed, tmp_path)
-    assert not (tmp_path / "tiny" / "pointmaze-umaze__s1").exists()  # refused: nothing written
+    assert not (tmp_path / "tiny" / "pointmaze-umaze-goal__s1").exists()  # refused: nothing written
     prepare(tiny_spec(tiny_maze_path, seeds=[0, 1]), tmp_path)  # adding seeds is fine
 
 
@@ -94,26 +94,26 @@ def test_finetune_sweep_on_an_offline_sweep_and_the_cli(tiny_maze_path, tmp_path
     runner = CliRunner()
     off = tmp_path / "off.yaml"
     tiny = tiny_spec(tiny_maze_path, name="off", seeds=[0])
-    off.write_text(json.dumps({"name": "off", "tasks": ["pointmaze-umaze"], "seeds": [0],
+    off.write_text(json.dumps({"name": "off", "tasks": ["pointmaze-umaze-goal"], "seeds": [0],
                                "dataset": str(tiny_maze_path), "set": tiny.set, "eval": tiny.eval}))
     root = ["--root", str(tmp_path / "sweeps")]
     result = runner.invoke(app, ["sweep", str(off), "--local", *root])
     assert result.exit_code == 0, result.output
-    assert "| pointmaze-umaze | default | 1/1 |" in result.output
+    assert "| pointmaze-umaze-goal | default | 1/1 |" in result.output
 
     on = tmp_path / "on.yaml"
     on.write_text(json.dumps({
-        "name": "on", "command": "finetune", "tasks": ["pointmaze-umaze"], "seeds": [0, 1],
+        "name": "on", "command": "finetune", "tasks": ["pointmaze-umaze-goal"], "seeds": [0, 1],
         "checkpoint_from": {"sweep": "off"}, "grid": {"online.delta_y": [5]},
         "set": TINY_ONLINE, "eval": tiny.eval}))
     result = runner.invoke(app, ["sweep", str(on), "--local", *root])
     # seed 0 fine-tunes the offline trial of seed 0; seed 1 has none and fails, with the reason
     assert result.exit_code == 1, result.output
     on_dir = tmp_path / "sweeps" / "on"
-    ok = read_status(on_dir / "pointmaze-umaze__online.delta_y=5__s0")
+    ok = read_status(on_dir / "pointmaze-umaze-goal__online.delta_y=5__s0")
     assert ok["status"] == "done" and "gain" in ok["result"], ok
     assert len(ok["result"]["curves"]["score"]) == 2  # offline, then one online stage
-    failed = read_status(on_dir / "pointmaze-umaze__online.delta_y=5__s1")
+    failed = read_status(on_dir / "pointmaze-umaze-goal__online.delta_y=5__s1")
     assert "no trial of sweep 'off'" in failed["error"]
 
     result = runner.invoke(app, ["report", str(on_dir)])
@@ -127,7 +127,7 @@ def test_finetune_sweep_on_an_offline_sweep_and_the_cli(tiny_maze_path, tmp_path
 
 def test_cli_reports_spec_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("tasks: [pointmaze-umaze]\ngrid: {train.lr: [fast]}\n")
+    bad.write_text("tasks: [pointmaze-umaze-goal]\ngrid: {train.lr: [fast]}\n")
     result = CliRunner().invoke(app, ["sweep", str(bad), "--local", "--root", str(tmp_path)])
     assert result.exit_code == 2
     assert "cannot parse 'fast'" in result.output
@@ -135,25 +135,25 @@ def test_cli_reports_spec_errors(tmp_path):
 
 def test_dry_run_lists_trials(tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text("name: dry\ntasks: [pointmaze-umaze]\nseeds: [0, 1]\n")
+    spec.write_text("name: dry\ntasks: [pointmaze-umaze-goal]\nseeds: [0, 1]\n")
     result = CliRunner().invoke(app, ["sweep", str(spec), "--dry-run", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "pending  pointmaze-umaze__s1" in result.output
+    assert "pending  pointmaze-umaze-goal__s1" in result.output
     assert not (tmp_path / "dry").exists()
-    assert parse_spec({"tasks": ["pointmaze-umaze"]}).name == "sweep"
+    assert parse_spec({"tasks": ["pointmaze-umaze-goal"]}).name == "sweep"
 
 
 def test_task_datasets_are_resolved_once_like_gac_train(tiny_maze_path, tmp_path, no_ray):
     from gac.paths import dataset_path
     from gac.tasks import get_task
 
-    task = get_task("pointmaze-umaze")
-    cached = dataset_path(task.name, task.default_steps, 0)  # `gac train pointmaze-umaze --seed 0`
+    task = get_task("pointmaze-umaze-goal")
+    cached = dataset_path(task.name, task.default_steps, 0)  # `gac train pointmaze-umaze-goal --seed 0`
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(tiny_maze_path, cached)  # stands in for the generated default dataset
     spec = tiny_spec(None, seeds=[0])
     res = run_sweep(spec, root=tmp_path, log=quiet)
-    tid = "pointmaze-umaze__s0"
+    tid = "pointmaze-umaze-goal__s0"
     assert res.statuses[tid]["status"] == "done", res.statuses[tid]
     state = torch.load(tmp_path / "tiny" / tid / "checkpoint.pt", weights_only=False)
     assert state["metadata"]["source"] == str(cached)

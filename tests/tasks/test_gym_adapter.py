@@ -13,9 +13,9 @@ from gac.tasks.gym_adapter import GymTaskEnv, make_gym_env
 
 
 def test_spaces_follow_the_task_env():
-    env = make_gym_env("pointmaze-umaze")
+    env = make_gym_env("pointmaze-umaze-goal")
     assert isinstance(env, gym.Env)
-    assert env.horizon == get_task("pointmaze-umaze").horizon == 300
+    assert env.horizon == get_task("pointmaze-umaze-goal").horizon == 300
     assert env.observation_space.shape == (6,) and env.observation_space.dtype == np.float32
     assert env.action_space.shape == (2,) and env.action_space.dtype == np.float32
     np.testing.assert_array_equal(env.action_space.low, [-1, -1])
@@ -26,7 +26,7 @@ def test_spaces_follow_the_task_env():
 
 
 def test_truncates_at_the_horizon_and_reset_restarts_the_count():
-    env = GymTaskEnv(get_task("pointmaze-umaze").make_env, horizon=7)
+    env = GymTaskEnv(get_task("pointmaze-umaze-goal").make_env, horizon=7)
     for _ in range(2):
         env.reset(seed=1)
         flags = [env.step(env.action_space.sample())[2:4] for _ in range(7)]
@@ -37,7 +37,7 @@ def test_truncates_at_the_horizon_and_reset_restarts_the_count():
 
 def test_reset_seed_makes_episodes_deterministic():
     def play(seed: int) -> np.ndarray:
-        env = make_gym_env("pointmaze-umaze")
+        env = make_gym_env("pointmaze-umaze-goal")
         obs, _ = env.reset(seed=seed)
         rng = np.random.default_rng(0)
         traj = [obs]
@@ -51,7 +51,7 @@ def test_reset_seed_makes_episodes_deterministic():
 
 
 def test_passes_gymnasium_env_checker():
-    env = make_gym_env("pointmaze-umaze")
+    env = make_gym_env("pointmaze-umaze-goal")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env, skip_render_check=True)

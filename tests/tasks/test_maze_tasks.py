@@ -11,9 +11,9 @@ from gac.tasks.maze import GOAL_RADIUS, MazeEnv, WaypointController
 
 
 def test_registry_and_d4rl_names():
-    assert {"pointmaze-umaze", "pointmaze-medium-dense", "pointmaze-large"} <= set(TASKS)
-    assert get_task("pointmaze-medium").horizon == 600
-    assert get_task("pointmaze-large-dense").d4rl_dataset == "maze2d-large-dense-v1"
+    assert {"pointmaze-umaze-goal", "pointmaze-medium-goal-dense", "pointmaze-large-goal"} <= set(TASKS)
+    assert get_task("pointmaze-medium-goal").horizon == 600
+    assert get_task("pointmaze-large-goal-dense").d4rl_dataset == "maze2d-large-dense-v1"
     with pytest.raises(KeyError, match="unknown task"):
         get_task("pointmaze-huge")
 
@@ -30,7 +30,7 @@ def test_references_and_normalised_score():
 
 
 def test_env_reset_is_seeded_and_observations_are_flat():
-    env = get_task("pointmaze-umaze").make_env()
+    env = get_task("pointmaze-umaze-goal").make_env()
     a, b, c = env.reset(seed=4), env.reset(seed=4), env.reset(seed=5)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -41,14 +41,14 @@ def test_env_reset_is_seeded_and_observations_are_flat():
     assert not terminated and not truncated and reward in (0.0, 1.0)
     assert np.linalg.norm(obs[:2] - c[:2]) > 0
     env.close()
-    small = MazeEnv(get_task("pointmaze-umaze").spec, goal_in_obs=False)
+    small = MazeEnv(get_task("pointmaze-umaze-goal").spec, goal_in_obs=False)
     assert small.reset(seed=0).shape == (4,)
     small.close()
 
 
 def test_sparse_and_dense_rewards_follow_d4rl():
     for dense in (False, True):
-        env = get_task("pointmaze-umaze-dense" if dense else "pointmaze-umaze").make_env()
+        env = get_task("pointmaze-umaze-goal-dense" if dense else "pointmaze-umaze-goal").make_env()
         env.reset(seed=0)
         env.set_goal(env.position + np.array([0.3, 0.0]))
         near = env.reward()
@@ -64,7 +64,7 @@ def test_sparse_and_dense_rewards_follow_d4rl():
 def test_expert_reaches_the_umaze_goal():
     """The noiseless waypoint controller on the evaluation task: within 0.5 of the goal in at
     least 95% of 40 episodes of 300 steps."""
-    task = get_task("pointmaze-umaze")
+    task = get_task("pointmaze-umaze-goal")
     env = task.make_env()
     expert = WaypointController(env.maze)
     reached = []
@@ -80,6 +80,6 @@ def test_expert_reaches_the_umaze_goal():
 
 
 def test_expert_beats_random_on_umaze():
-    r_random, r_expert = measure_references(get_task("pointmaze-umaze"), episodes=4, seed=1)
+    r_random, r_expert = measure_references(get_task("pointmaze-umaze-goal"), episodes=4, seed=1)
     assert r_expert > r_random + 50  # the expert sits at the goal for most of its 300 steps
     assert r_random >= 0.0

@@ -19,7 +19,7 @@ TINY = ["model.d_model=32", "model.n_layers=2", "model.context_steps=4", "train.
 
 
 def make(store, run_dir=None, extra=()):
-    cfg = apply_overrides(preset("pointmaze-umaze"), [*TINY, *extra])
+    cfg = apply_overrides(preset("pointmaze-umaze-goal"), [*TINY, *extra])
     return Trainer(cfg, store, run_dir, return_scale=100.0)
 
 
@@ -94,8 +94,8 @@ def test_chains_without_noise_descend_the_energy(store):
 def test_checkpoint_errors(store, tmp_path):
     t = make(store, tmp_path / "run")
     path = t.save(tmp_path / "run" / "checkpoint.pt")
-    with pytest.raises(CheckpointError, match="pointmaze-medium"):
-        load_checkpoint(path, task="pointmaze-medium")
+    with pytest.raises(CheckpointError, match="pointmaze-medium-goal"):
+        load_checkpoint(path, task="pointmaze-medium-goal")
     broken = tmp_path / "broken.pt"
     broken.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="corrupted"):
@@ -119,7 +119,7 @@ def test_config_that_does_not_fit_the_data(store):
 
 
 def test_overrides_are_checked():
-    cfg = preset("pointmaze-umaze")
+    cfg = preset("pointmaze-umaze-goal")
     with pytest.raises(ValueError, match="no field"):
         apply_overrides(cfg, ["train.nope=1"])
     with pytest.raises(ValueError, match="SECTION.FIELD=VALUE"):

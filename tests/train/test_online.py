@@ -20,10 +20,10 @@ TINY = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "train.
 
 
 def make_run(path, run_dir, extra=()):
-    cfg = apply_overrides(preset("pointmaze-umaze"), [*TINY, *extra])
+    cfg = apply_overrides(preset("pointmaze-umaze-goal"), [*TINY, *extra])
     trainer = Trainer(cfg, load_hdf5(path), run_dir, return_scale=100.0)
     ref = (0.0, 100.0)
-    return OnlineRun(trainer, get_task("pointmaze-umaze"), run_dir, ref)
+    return OnlineRun(trainer, get_task("pointmaze-umaze-goal"), run_dir, ref)
 
 
 def test_stages_collect_return_only_episodes_and_grow_chains(tiny_maze_path, tmp_path):

@@ -184,6 +184,17 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
     )
 
 
+def peek(path: str | Path) -> tuple[str | None, bool]:
+    """(the task a file's attributes name, whether it stores episode starts), without reading
+    its arrays; (None, False) for anything unreadable (``load_hdf5`` then says what is wrong)."""
+    try:
+        with h5py.File(path, "r") as f:
+            task = f.attrs.get("task")
+            return (_unattr(task) if task is not None else None), "episode_starts" in f
+    except (OSError, ValueError):
+        return None, False
+
+
 def _validate(path: Path, data: dict[str, np.ndarray], low: Any, high: Any) -> None:
     """Check shapes, lengths, dtypes and values in place; D4RL's (N, 1) columns are flattened."""
     for key, values in data.items():

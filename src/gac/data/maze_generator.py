@@ -1,16 +1,21 @@
-"""Maze2D-class datasets made the way D4RL made maze2d.
+"""Maze datasets made the way D4RL made maze2d.
 
 A waypoint controller drives a point mass to random goal cells, one after another, without ever
 resetting the simulation; Gaussian noise is added to its actions. The stream is stored in the D4RL
-layout: ``timeouts`` mark goal changes (segment ends), the reward is D4RL's sparse (or dense)
-reward relative to the current goal, and ``infos/goal`` holds that goal.
+layout: ``timeouts`` mark goal changes (segment ends) and ``infos/goal`` holds the current goal.
 
-Unlike D4RL's script, the state is advanced after a goal change too, so every row's observation
-follows from the previous row (no repeated rows; gac stores the segment starts explicitly).
+- ``generate_maze2d_dataset`` (``maze2d-*``) follows D4RL's ``generate_maze2d_datasets.py`` and
+  ``relabel_maze2d_rewards.py``: no dwell at a goal, the observation not advanced on the row
+  after a goal change (D4RL's repeated row), every step rewarded for the fixed evaluation goal
+  from the recorded simulator position (``infos/qpos``, as D4RL's relabelling), D4RL's frame.
+- ``generate_maze_dataset`` (``pointmaze-*-goal``): the goal-conditioned variant, with the goal in
+  the observation, rewards for the current goal, a dwell at each reached goal, and every row's
+  observation following from the previous one.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +25,9 @@ import numpy as np
 from tqdm import tqdm
 
 from gac.data.store import TrajectoryStore
-from gac.tasks import MazeTask
-from gac.tasks.maze import MazeEnv, WaypointController, open_cells
+from gac.paths import cache_dir
+from gac.tasks.maze import GOAL_RADIUS, FastWaypointPolicy, MazeTask, WaypointController, open_cells
+from gac.tasks.maze2d import Maze2DTask
 
 Policy = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -50,54 +56,6 @@ class MazeDataConfig:
         if self.reference_episodes < 0:
             raise ValueError(f"reference_episodes must be >= 0, got {self.reference_episodes}")
 
-
-class FastWaypointPolicy:
-    """``WaypointController``'s decisions computed on Python floats.
-
-    Per-step numpy calls on 2-vectors cost more than the physics step; this keeps the controller's
-    exact arithmetic but looks the waypoint up in a per-goal-cell table built from the controller's
-    own shortest-path table (a test checks that the two agree).
-    """
-
-    def __init__(self, controller: WaypointController):
-        self.controller = controller
-        maze = controller.maze
-        self.rows, self.cols = controller.grid.shape
-        self.scale = float(maze.maze_size_scaling)
-        self.x_centre, self.y_centre = float(maze.x_map_center), float(maze.y_map_center)
-        self.p_gain, self.d_gain = float(controller.p_gain), float(controller.d_gain)
-        self._tables: dict[tuple[int, int], list[list[tuple[float, float] | None]]] = {}
-
-    def cell(self, x: float, y: float) -> tuple[int, int]:
-        # Same formula as Maze.cell_xy_to_rowcol, clipped to the grid like WaypointController.cell.
-        r = math.floor((self.y_centre - y) / self.scale)
-        c = math.floor((x + self.x_centre) / self.scale)
-        return min(max(r, 0), self.rows - 1), min(max(c, 0), self.cols - 1)
-
-    def table(self, goal_cell: tuple[int, int]) -> list[list[tuple[float, float] | None]]:
-        """Waypoint per cell for any goal in ``goal_cell``; None where it is the goal itself."""
-        if goal_cell not in self._tables:
-            # Mirrors WaypointController.waypoint: the goal inside its own cell (or where no path
-            # exists), else the centre of the next cell on the shortest path.
-            nxt = self.controller._table(goal_cell)
-            to_xy = self.controller.maze.cell_rowcol_to_xy
-            self._tables[goal_cell] = [
-                [None if (r, c) == goal_cell or nxt[r, c, 0] < 0
-                 else tuple(float(v) for v in to_xy(nxt[r, c])) for c in range(self.cols)]
-                for r in range(self.rows)]
-        return self._tables[goal_cell]
-
-    def act(self, x: float, y: float, vx: float, vy: float, gx: float, gy: float,
-            table: list[list[tuple[float, float] | None]] | None = None) -> tuple[float, float]:
-        """The controller's action; pass the goal cell's ``table`` to skip looking it up."""
-        if table is None:
-            table = self.table(self.cell(gx, gy))
-        r, c = self.cell(x, y)
-        wp = table[r][c]
-        wx, wy = (gx, gy) if wp is None else wp
-        ax = min(max(self.p_gain * (wx - x) + self.d_gain * vx, -1.0), 1.0)
-        ay = min(max(self.p_gain * (wy - y) + self.d_gain * vy, -1.0), 1.0)
-        return ax, ay
 
 def generate_maze_dataset(task: MazeTask, cfg: MazeDataConfig, progress: bool = True
                           ) -> tuple[TrajectoryStore, np.ndarray]:
@@ -199,17 +157,20 @@ def generate_maze_dataset(task: MazeTask, cfg: MazeDataConfig, progress: bool = 
     return store, goals
 
 
-def rollout_policy(env: MazeEnv, policy: Policy, horizon: int, seed: int) -> float:
-    """Return of one evaluation episode of ``policy(pos, vel, goal) -> action``."""
+def rollout_policy(env: Any, policy: Policy, horizon: int, seed: int) -> float:
+    """Return of one evaluation episode of ``policy(pos, vel, goal) -> action``, where the
+    policy sees and acts in PointMaze's frame (the env converts for D4RL's frame)."""
     env.reset(seed=seed)
     total = 0.0
     for _ in range(horizon):
-        _, reward, _, _, _ = env.step(policy(env.position, env.velocity, env.goal))
+        pos, vel, goal = env.pm_state()
+        _, reward, _, _, _ = env.step(env.action_from_pm(policy(pos, vel, goal)))
         total += reward
     return total
 
 
-def measure_references(task: MazeTask, episodes: int, seed: int = 1) -> tuple[float, float]:
+def measure_references(task: MazeTask | Maze2DTask, episodes: int, seed: int = 1
+                       ) -> tuple[float, float]:
     """(R_random, R_expert) on the evaluation task: uniform random actions, and the noiseless
     waypoint controller driving to the fixed goal (and holding there), averaged over episodes."""
     env = task.make_env()
@@ -227,9 +188,28 @@ def measure_references(task: MazeTask, episodes: int, seed: int = 1) -> tuple[fl
     return float(r_random), float(r_expert)
 
 
-def measure_behaviour(task: MazeTask, episodes: int, noise: float, seed: int = 2) -> float:
+def measured_references(task: MazeTask | Maze2DTask, episodes: int = 100
+                        ) -> tuple[float, float, int]:
+    """``measure_references`` for files that carry none (a user's D4RL file), measured once per
+    task and cached in the cache folder: (R_random, R_expert, episodes)."""
+    path = cache_dir() / "references" / f"{task.name}-{episodes}.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        return float(d["ref_min_score"]), float(d["ref_max_score"]), int(d["episodes"])
+    lo, hi = measure_references(task, episodes, seed=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"ref_min_score": lo, "ref_max_score": hi, "episodes": episodes}))
+    tmp.replace(path)
+    return lo, hi, episodes
+
+
+def measure_behaviour(task: MazeTask | Maze2DTask, episodes: int, noise: float, seed: int = 2
+                      ) -> float:
     """Mean return on the evaluation task of the policy that collected the data: the waypoint
-    controller with the same action noise (the maze analogue of a dataset's average return)."""
+    controller with the same action noise (the maze analogue of a dataset's average return).
+    On maze2d it drives to the evaluation goal, which the data's controller rarely does: an
+    upper reference, not the data's own level."""
     env = task.make_env()
     controller = WaypointController(env.maze)
     rng = np.random.default_rng(seed)
@@ -240,3 +220,102 @@ def measure_behaviour(task: MazeTask, episodes: int, noise: float, seed: int = 2
     mean = np.mean([rollout_policy(env, noisy, task.horizon, seed + k) for k in range(episodes)])
     env.close()
     return float(mean)
+
+
+def generate_maze2d_dataset(task: Maze2DTask, cfg: MazeDataConfig, progress: bool = True
+                            ) -> tuple[TrajectoryStore, dict[str, np.ndarray]]:
+    """D4RL's maze2d recipe (see the module docstring), deterministic given the seed. Returns
+    the store (episodes: the goal segments) and the ``infos/*`` fields of D4RL's files."""
+    cfg.check()
+    goal_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(2))
+    env = task.make_env()
+    inner = env._maze_env  # the controller and the generator work in PointMaze's frame
+    policy = FastWaypointPolicy(WaypointController(env.maze))
+    cells = open_cells(env.maze)
+    env.reset(seed=cfg.seed)
+    point = inner._env.point_env
+
+    n = cfg.steps
+    obs_pm = np.empty((n, 4), np.float64)  # what the row records (stale after a goal change)
+    qpos = np.empty((n, 2), np.float64)  # the simulator's state at the row (infos/qpos)
+    qvel = np.empty((n, 2), np.float64)
+    actions = np.empty((n, 2), np.float32)
+    goals = np.empty((n, 2), np.float64)
+    timeouts = np.zeros(n, bool)
+    noise = (cfg.noise * noise_rng.standard_normal((n, 2))).tolist()
+
+    def new_goal() -> tuple[float, float, list]:
+        cell = cells[goal_rng.integers(len(cells))]
+        centre = np.asarray(env.maze.cell_rowcol_to_xy(np.array(cell)), dtype=np.float64)
+        gx, gy = (centre + goal_rng.uniform(-cfg.goal_noise, cfg.goal_noise, size=2)).tolist()
+        return gx, gy, policy.table(policy.cell(gx, gy))
+
+    gx, gy, table = new_goal()
+    data = point.data
+    x, y = data.qpos[:2].tolist()
+    vx, vy = data.qvel[:2].tolist()
+    radius, horizon = cfg.reach_radius, task.horizon
+    segment = 0
+    bar = tqdm(total=n, desc=f"generating {task.name}", unit="step", disable=not progress,
+               mininterval=0.5)
+    for i in range(n):
+        obs_pm[i] = (x, y, vx, vy)
+        qpos[i] = data.qpos[:2]
+        qvel[i] = data.qvel[:2]
+        goals[i] = (gx, gy)
+        # D4RL's controller acts on the recorded observation and says "done" within 0.1 of
+        # the goal; the segment also ends after max_episode_steps.
+        done = math.sqrt((x - gx) ** 2 + (y - gy) ** 2) < radius or segment >= horizon
+        ax, ay = policy.act(x, y, vx, vy, gx, gy, table)
+        nx, ny = noise[i]
+        action = np.array((min(max(ax + nx, -1.0), 1.0), min(max(ay + ny, -1.0), 1.0)), np.float32)
+        actions[i] = action
+        point.step(action.astype(np.float64))
+        segment += 1
+        if done:
+            timeouts[i] = True
+            segment = 0
+            gx, gy, table = new_goal()  # and the observation is not advanced (D4RL's repeat)
+        else:
+            x, y = data.qpos[:2].tolist()
+            vx, vy = data.qvel[:2].tolist()
+        if i % 2000 == 1999:
+            bar.update(2000)
+    bar.update(n - bar.n)
+    bar.close()
+    timeouts[-1] = True
+    env.close()
+
+    dist = np.linalg.norm(qpos - inner.eval_goal, axis=1)  # D4RL relabels on infos/qpos
+    rewards = (np.exp(-dist) if task.dense else (dist <= GOAL_RADIUS)).astype(np.float32)
+    frame = env.frame
+    obs = np.concatenate([frame.pos_to_d4rl(obs_pm[:, :2]), frame.vec_to_d4rl(obs_pm[:, 2:])], 1)
+    ends = np.flatnonzero(timeouts)
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    store = TrajectoryStore(
+        observations=obs.astype(np.float32),
+        actions=frame.vec_to_d4rl(actions).astype(np.float32),
+        rewards=rewards, terminals=np.zeros(n, bool), timeouts=timeouts, starts=starts,
+        returns=np.add.reduceat(rewards.astype(np.float64), starts),
+        metadata={
+            "task": task.name,
+            "generator": "gac.data.maze_generator (D4RL's maze2d recipe)",
+            "seed": cfg.seed,
+            "noise": cfg.noise,
+            "env_id": task.spec.env_id,
+            "obs_layout": "x,y,vx,vy (D4RL frame: x = row, y = column)",
+            "reward": f"{'dense' if task.dense else 'sparse'}, fixed evaluation goal",
+            "horizon": task.horizon,
+            "d4rl_dataset": task.d4rl_dataset,
+            "action_low": -1.0,
+            "action_high": 1.0,
+        },
+    )
+    if cfg.reference_episodes > 0:
+        lo, hi = measure_references(task, cfg.reference_episodes, seed=cfg.seed + 1)
+        store.metadata.update(ref_min_score=lo, ref_max_score=hi,
+                              ref_episodes=cfg.reference_episodes)
+    extra = {"infos/goal": frame.pos_to_d4rl(goals).astype(np.float32),
+             "infos/qpos": frame.pos_to_d4rl(qpos).astype(np.float32),
+             "infos/qvel": frame.vec_to_d4rl(qvel).astype(np.float32)}
+    return store, extra

@@ -4,7 +4,7 @@ A sweep file (YAML; JSON is YAML too)::
 
     name: umaze-lr                 # default: the file's name; trials go to ROOT/NAME/TRIAL/
     command: train                 # or finetune (then checkpoint_from is required)
-    tasks: [pointmaze-umaze]
+    tasks: [pointmaze-umaze-goal]
     seeds: [0, 1, 2]
     dataset: null                  # default: the task's dataset (as `gac train TASK --seed S`);
                                    # or a path / minari:ID, {task} and {seed} filled in;
@@ -22,7 +22,7 @@ A sweep file (YAML; JSON is YAML too)::
                                    # sweep has a grid); or a path, {task} and {seed} filled in
 
 A trial id names its task, variant, grid values and seed, e.g.
-``pointmaze-umaze__dy5__train.lr=1e-3__s0``; fixed ``set`` overrides are not part of it (the
+``pointmaze-umaze-goal__dy5__train.lr=1e-3__s0``; fixed ``set`` overrides are not part of it (the
 runner refuses to reuse a trial directory whose definition changed).
 """
 
@@ -137,7 +137,7 @@ def parse_spec(data: Any, source: str = "<spec>", default_name: str = "sweep") -
     if isinstance(tasks, str):
         tasks = [tasks]
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
-        raise fail("tasks: expected a non-empty list of task names, e.g. [pointmaze-umaze]")
+        raise fail("tasks: expected a non-empty list of task names, e.g. [pointmaze-umaze-goal]")
     from gac.tasks import get_task
 
     for t in tasks:

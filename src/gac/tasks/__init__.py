@@ -1,60 +1,39 @@
-"""Task registry: environment factory, horizon, goal, return scale and references per task."""
+"""Task registry: every task family behind one ``Task`` interface (``gac.tasks.base``).
+
+- ``maze2d-*``: D4RL's maze2d (4-dim observations, rewards for the fixed evaluation goal).
+- ``pointmaze-*-goal``: the easier goal-conditioned variant (the goal in the observation).
+- ``hopper-*``, ``halfcheetah-*``, ``walker2d-*``: Gym-MuJoCo locomotion.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from gac.tasks.base import Env, Task, check_dims
 from gac.tasks.locomotion import LocomotionEnv, LocomotionTask, locomotion_tasks
-from gac.tasks.maze import MAZES, MazeEnv, MazeSpec, WaypointController
+from gac.tasks.maze import MAZES, MazeEnv, MazeSpec, MazeTask, WaypointController
+from gac.tasks.maze2d import D4RLFrame, Maze2DEnv, Maze2DTask, maze2d_tasks
 from gac.tasks.references import d4rl_reference, normalized_score
 
-__all__ = ["MazeTask", "LocomotionTask", "Task", "TASKS", "get_task", "d4rl_reference",
-           "normalized_score", "MazeEnv", "LocomotionEnv"]
-
-
-@dataclass(frozen=True)
-class MazeTask:
-    """``pointmaze-{umaze,medium,large}[-dense]``: fixed evaluation goal, D4RL horizons."""
-
-    name: str
-    maze: str
-    dense: bool = False
-    goal_in_obs: bool = True
-    default_steps: int = 200_000  # default dataset size (D4RL: 1M / 2M / 4M)
-    return_scale: float = 100.0  # LPT's maze2d scale: model units = return / 100
-    family: str = "maze"
-
-    @property
-    def spec(self) -> MazeSpec:
-        return MAZES[self.maze]
-
-    @property
-    def horizon(self) -> int:
-        return self.spec.horizon
-
-    @property
-    def d4rl_dataset(self) -> str:
-        base = self.spec.d4rl_name
-        return base.replace("-v1", "-dense-v1") if self.dense else base
-
-    def make_env(self) -> MazeEnv:
-        return MazeEnv(self.spec, dense=self.dense, goal_in_obs=self.goal_in_obs)
-
-    def expert(self, env: MazeEnv) -> WaypointController:
-        return WaypointController(env.maze)
-
-
-Task = MazeTask | LocomotionTask
+__all__ = ["Task", "Env", "TASKS", "ALIASES", "get_task", "check_dims", "MazeTask", "Maze2DTask",
+           "LocomotionTask", "d4rl_reference", "normalized_score", "MazeEnv", "Maze2DEnv",
+           "D4RLFrame", "LocomotionEnv", "MAZES", "MazeSpec", "WaypointController"]
 
 TASKS: dict[str, Task] = {}
+TASKS.update(maze2d_tasks())
 for _maze, _steps in (("umaze", 200_000), ("medium", 400_000), ("large", 600_000)):
-    TASKS[f"pointmaze-{_maze}"] = MazeTask(f"pointmaze-{_maze}", _maze, default_steps=_steps)
-    TASKS[f"pointmaze-{_maze}-dense"] = MazeTask(f"pointmaze-{_maze}-dense", _maze, dense=True,
-                                                 default_steps=_steps)
+    TASKS[f"pointmaze-{_maze}-goal"] = MazeTask(f"pointmaze-{_maze}-goal", _maze,
+                                                default_steps=_steps)
+    TASKS[f"pointmaze-{_maze}-goal-dense"] = MazeTask(f"pointmaze-{_maze}-goal-dense", _maze,
+                                                      dense=True, default_steps=_steps)
 TASKS.update(locomotion_tasks())
+
+# Names before the D4RL maze2d family existed: the goal-conditioned mazes were pointmaze-*.
+# Old checkpoints, configs and cached datasets carry them.
+ALIASES: dict[str, str] = {f"pointmaze-{m}{d}": f"pointmaze-{m}-goal{d}"
+                           for m in MAZES for d in ("", "-dense")}
 
 
 def get_task(name: str) -> Task:
+    name = ALIASES.get(name, name)
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]

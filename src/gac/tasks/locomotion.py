@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -112,6 +113,19 @@ class LocomotionTask:
     return_scale: float = 1000.0
     family: str = "locomotion"
     horizon: int = HORIZON
+    split: str = "locomotion"
+
+    @property
+    def obs_dim(self) -> int:
+        return BODIES[self.body].obs_dim
+
+    @property
+    def act_dim(self) -> int:
+        return BODIES[self.body].act_dim
+
+    @property
+    def preset_key(self) -> str:
+        return self.body
 
     @property
     def env_version(self) -> str:
@@ -142,6 +156,62 @@ class LocomotionTask:
 
     def make_env(self) -> LocomotionEnv:
         return LocomotionEnv(self.env_id)
+
+    def generate(self, steps: int, seed: int, progress: bool = True,
+                 replay_dir: str | Path | None = None, **options: Any) -> Any:
+        """Rollouts of the committed behaviour policies (``replay_dir``: a recorded PPO
+        training buffer for medium-replay). Maze options such as ``noise`` do not apply."""
+        from gac.data.locomotion_generator import LocomotionDataConfig, generate_locomotion_dataset
+
+        if self.source != "gac":
+            raise ValueError(f"{self.name} is a D4RL dataset: D4RL's files cannot be made (nor "
+                             f"downloaded) here. Train on your own copy (gac train PATH/"
+                             f"{self.d4rl_filename}) or make gac's {self.body}-{self.kind}")
+        cfg = LocomotionDataConfig(steps=steps, seed=seed)
+        cfg.check()
+        return generate_locomotion_dataset(self, cfg, replay_dir=replay_dir, progress=progress), {}
+
+    @property
+    def d4rl_filename(self) -> str:
+        """The name D4RL saved the dataset under (``hopper_medium_replay-v2.hdf5``)."""
+        return f"{self.body}_{self.kind.replace('-', '_')}-v2.hdf5"
+
+    def adapt_file(self, store: Any, path: Path) -> Any:
+        """Name the task and D4RL's reference returns of a D4RL file (its attributes hold
+        neither), so that it trains and scores against the v4 env like D4RL's own evaluation."""
+        from gac.data.store import DataError
+
+        if self.source != "d4rl" or "task" in store.metadata:
+            return store
+        meta = store.metadata
+        meta.setdefault("task", self.name)
+        meta.setdefault("env_id", self.env_id)
+        meta.setdefault("horizon", self.horizon)
+        meta.setdefault("d4rl_dataset", self.d4rl_dataset)
+        refs = self.d4rl_references()
+        if refs is not None and "ref_min_score" not in meta:
+            meta["ref_min_score"], meta["ref_max_score"] = refs
+            meta["ref_source"] = "D4RL (d4rl/infos.py)"
+        if (store.obs_dim, store.act_dim) != (self.obs_dim, self.act_dim):
+            raise DataError(f"{path}: observation/action dims {store.obs_dim}/{store.act_dim}, "
+                            f"{self.env_id} has {self.obs_dim}/{self.act_dim}; is this really "
+                            f"{self.d4rl_dataset}?")
+        return store
+
+    def cache_is_stale(self, path: Path) -> bool:
+        """A cached dataset made from other behaviour policies than the committed ones."""
+        import h5py
+
+        from gac.data.behaviour import policies_fingerprint
+
+        current = policies_fingerprint(self.body)
+        if not current:  # no policies here (an installed package): keep what was made
+            return False
+        try:
+            with h5py.File(path, "r") as f:
+                return f.attrs.get("policies_sha") != current
+        except OSError:
+            return True
 
 
 def locomotion_tasks() -> dict[str, LocomotionTask]:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -121,6 +123,14 @@ class MazeEnv:
     def close(self) -> None:
         self._env.close()
 
+    # The controller works in PointMaze's frame; these let it drive either env class.
+    def pm_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(position, velocity, goal) in PointMaze's frame."""
+        return self.position, self.velocity, self.goal
+
+    def action_from_pm(self, action: np.ndarray) -> np.ndarray:
+        return np.asarray(action)
+
 
 class WaypointController:
     """D4RL's maze2d expert: shortest path over maze cells, PD control to the next waypoint.
@@ -175,3 +185,116 @@ class WaypointController:
 def open_cells(maze: Any) -> list[tuple[int, int]]:
     grid = np.array(maze.maze_map, dtype=object)
     return [(int(r), int(c)) for r, c in zip(*np.nonzero(grid != 1), strict=True)]
+
+
+class FastWaypointPolicy:
+    """``WaypointController``'s decisions computed on Python floats.
+
+    Per-step numpy calls on 2-vectors cost more than the physics step; this keeps the controller's
+    exact arithmetic but looks the waypoint up in a per-goal-cell table built from the controller's
+    own shortest-path table (a test checks that the two agree).
+    """
+
+    def __init__(self, controller: WaypointController):
+        self.controller = controller
+        maze = controller.maze
+        self.rows, self.cols = controller.grid.shape
+        self.scale = float(maze.maze_size_scaling)
+        self.x_centre, self.y_centre = float(maze.x_map_center), float(maze.y_map_center)
+        self.p_gain, self.d_gain = float(controller.p_gain), float(controller.d_gain)
+        self._tables: dict[tuple[int, int], list[list[tuple[float, float] | None]]] = {}
+
+    def cell(self, x: float, y: float) -> tuple[int, int]:
+        # Same formula as Maze.cell_xy_to_rowcol, clipped to the grid like WaypointController.cell.
+        r = math.floor((self.y_centre - y) / self.scale)
+        c = math.floor((x + self.x_centre) / self.scale)
+        return min(max(r, 0), self.rows - 1), min(max(c, 0), self.cols - 1)
+
+    def table(self, goal_cell: tuple[int, int]) -> list[list[tuple[float, float] | None]]:
+        """Waypoint per cell for any goal in ``goal_cell``; None where it is the goal itself."""
+        if goal_cell not in self._tables:
+            # Mirrors WaypointController.waypoint: the goal inside its own cell (or where no path
+            # exists), else the centre of the next cell on the shortest path.
+            nxt = self.controller._table(goal_cell)
+            to_xy = self.controller.maze.cell_rowcol_to_xy
+            self._tables[goal_cell] = [
+                [None if (r, c) == goal_cell or nxt[r, c, 0] < 0
+                 else tuple(float(v) for v in to_xy(nxt[r, c])) for c in range(self.cols)]
+                for r in range(self.rows)]
+        return self._tables[goal_cell]
+
+    def act(self, x: float, y: float, vx: float, vy: float, gx: float, gy: float,
+            table: list[list[tuple[float, float] | None]] | None = None) -> tuple[float, float]:
+        """The controller's action; pass the goal cell's ``table`` to skip looking it up."""
+        if table is None:
+            table = self.table(self.cell(gx, gy))
+        r, c = self.cell(x, y)
+        wp = table[r][c]
+        wx, wy = (gx, gy) if wp is None else wp
+        ax = min(max(self.p_gain * (wx - x) + self.d_gain * vx, -1.0), 1.0)
+        ay = min(max(self.p_gain * (wy - y) + self.d_gain * vy, -1.0), 1.0)
+        return ax, ay
+
+
+@dataclass(frozen=True)
+class MazeTask:
+    """``pointmaze-{umaze,medium,large}-goal[-dense]``: the easier, goal-conditioned variant.
+
+    The observation carries the goal (x, y, vx, vy, gx, gy) and the data's rewards are relative
+    to the data's own current goal, so a policy can imitate the controller for whatever goal it
+    is shown: goal-conditioned imitation. D4RL's maze2d problem is ``gac.tasks.maze2d``.
+    """
+
+    name: str
+    maze: str
+    dense: bool = False
+    goal_in_obs: bool = True
+    default_steps: int = 200_000  # default dataset size (D4RL: 1M / 2M / 4M)
+    return_scale: float = 100.0  # LPT's maze2d scale: model units = return / 100
+    family: str = "pointmaze-goal"
+    act_dim: int = 2
+    split: str = "maze2d"
+
+    @property
+    def spec(self) -> MazeSpec:
+        return MAZES[self.maze]
+
+    @property
+    def horizon(self) -> int:
+        return self.spec.horizon
+
+    @property
+    def obs_dim(self) -> int:
+        return 6 if self.goal_in_obs else 4
+
+    @property
+    def preset_key(self) -> str:
+        return f"pointmaze-{self.maze}-goal"
+
+    @property
+    def d4rl_dataset(self) -> str:
+        base = self.spec.d4rl_name
+        return base.replace("-v1", "-dense-v1") if self.dense else base
+
+    def make_env(self) -> MazeEnv:
+        return MazeEnv(self.spec, dense=self.dense, goal_in_obs=self.goal_in_obs)
+
+    def expert(self, env: MazeEnv) -> WaypointController:
+        return WaypointController(env.maze)
+
+    def d4rl_references(self) -> tuple[float, float] | None:
+        return None  # another problem than D4RL's: scored with references measured here only
+
+    def generate(self, steps: int, seed: int, progress: bool = True, **options: Any) -> Any:
+        from gac.data.maze_generator import MazeDataConfig, generate_maze_dataset
+
+        options.pop("replay_dir", None)
+        store, goals = generate_maze_dataset(
+            self, MazeDataConfig(steps=steps, seed=seed, **options), progress=progress)
+        return store, {"infos/goal": goals}
+
+    def adapt_file(self, store: Any, path: Any) -> Any:
+        return store
+
+    def cache_is_stale(self, path: Path) -> bool:
+        return False  # the generator is deterministic code, not a committed artefact
