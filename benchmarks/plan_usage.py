@@ -71,7 +71,7 @@ def load(checkpoint: str | Path, data: str | None = None
          ) -> tuple[GACModel, torch.Tensor, TrajectoryStore, Any, int]:
     """Model, chains, training store, task and the run's window length from a checkpoint."""
     state = load_checkpoint(checkpoint)  # read once: the policy and its chains
-    model, cfg, meta = policy_from_state(state, checkpoint)
+    model, cfg, meta, _ = policy_from_state(state, checkpoint)
     chains = state["chains"]["z"]
     source = data or meta.get("source")
     if not source:

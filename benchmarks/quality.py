@@ -59,7 +59,7 @@ def main() -> None:
             trainer.train(progress=True)
             ref = reference_returns(trainer.store.metadata)
             ckpt = run_dir / "checkpoint.pt"
-            for mode, out in (("exploit", exploit), ("prior", prior)):
+            for mode, out in (("exploit", exploit), ("random", prior)):
                 res = evaluate_checkpoint(ckpt, args.episodes, [seed], mode=mode, progress=False)
                 out.append(res.summary()["score_mean"])
             wall.append(time.time() - t0)

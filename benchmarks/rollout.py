@@ -60,7 +60,7 @@ def main() -> None:
     print(f"task {args.task}, horizon {args.horizon}, model {model.n_params():,} params "
           f"(d={cfg.model.d_model}, L={cfg.model.n_layers}, K={cfg.model.context_steps}), "
           f"plans: {cfg.inference.mode} ({cfg.inference.n_starts} starts x "
-          f"{cfg.inference.n_steps} steps), torch threads {args.threads}")
+          f"{cfg.inference.ascent_steps} steps), torch threads {args.threads}")
     policy_rate(model, task, 2, 10, True, cfg.inference)  # warm-up
     rows = []
     for n in (1, 16):

@@ -41,7 +41,7 @@ from gac.train.online import OnlineRun  # noqa: E402
 
 TINY = {"model.d_model": 32, "model.n_layers": 1, "model.context_steps": 4,
         "train.batch_size": 16, "train.window": 8, "train.warmup_steps": 1,
-        "train.log_every": 50, "inference.n_starts": 4, "inference.n_steps": 5}
+        "train.log_every": 50, "inference.n_starts": 4, "inference.ascent_steps": 5}
 
 
 def sweep_times(data: Path, root: Path, trials: int, steps: int, cpus: int) -> dict[str, float]:

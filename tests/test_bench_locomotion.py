@@ -26,7 +26,7 @@ from gac.data.datasets import make_dataset  # noqa: E402
 
 TINY_GAC = ["model.d_model=16", "model.n_layers=1", "model.context_steps=2", "model.prior=mlp",
             "model.mlp_hidden=16", "train.batch_size=4", "train.window=4", "inference.n_starts=2",
-            "inference.n_steps=2"]
+            "inference.ascent_steps=2"]
 
 
 @pytest.fixture(scope="module")

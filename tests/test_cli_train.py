@@ -29,10 +29,11 @@ def test_train_then_eval(tiny_maze_path, tmp_path):
     assert more.exit_code == 0, more.output
     assert "resumed at step 4" in more.output and "step 6" in more.output
 
-    for mode in ("exploit", "prior", "guided", "elite", "refine"):
+    for mode in ("exploit", "random", "guided", "elite", "refine"):
         ev = runner.invoke(app, ["eval", str(run_dir / "checkpoint.pt"), "--episodes", "2",
                                  "--seeds", "0", "--envs", "2", "--mode", mode,
-                                 "--set", "inference.n_steps=2"])
+                                 "--set", "inference.ascent_steps=2",
+                                 "--set", "inference.langevin_steps=2"])
         assert ev.exit_code == 0, ev.output
         assert "normalised score" in ev.output
 
@@ -41,7 +42,7 @@ def test_train_then_eval(tiny_maze_path, tmp_path):
                              "--stages", "1", "--run-dir", str(online_dir),
                              "--set", "online.updates_per_stage=2", "--set", "online.eval_episodes=2",
                              "--set", "online.n_envs=2", "--set", "online.explore_steps=2",
-                             "--set", "inference.n_steps=2"])
+                             "--set", "inference.ascent_steps=2"])
     assert ft.exit_code == 0, ft.output
     assert "stage 1" in ft.output
     for name in ("checkpoint.pt", "report.md", "online.png"):
@@ -66,6 +67,16 @@ def test_help_explains_itself():
         assert cmd in result.output
 
 
+def test_eval_help_lists_the_registered_modes():
+    from gac.inference import MODES
+
+    result = runner.invoke(app, ["eval", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())
+    for name in MODES:
+        assert f"{name} (" in text, name
+
+
 def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
     monkeypatch.setenv("GAC_CACHE", str(tmp_path / "cache"))
     run_dir = tmp_path / "pipeline"
@@ -73,7 +84,7 @@ def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
             "--online-env-steps", "600", *TINY, "--set", "online.stages=1",
             "--set", "online.updates_per_stage=2", "--set", "online.eval_episodes=2",
             "--set", "online.n_envs=2", "--set", "online.explore_steps=2",
-            "--set", "inference.n_steps=2"]
+            "--set", "inference.ascent_steps=2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "[4/4] online stages: 600" in result.output and "score before online stages" in result.output

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from gac.inference import modes_help
 from gac.sweep.commands import register as register_sweep
 
 app = typer.Typer(
@@ -240,9 +241,7 @@ def eval_cmd(
     episodes: Annotated[int, typer.Option(help="Episodes per seed.")] = 50,
     seeds: Annotated[str, typer.Option(help="Comma-separated evaluation seeds.")] = "0,1,2",
     mode: Annotated[str | None, typer.Option(
-        help="Plan inference: exploit (optimise the plan), guided (LPT posterior), prior, "
-             "elite (plans of the best training episodes), refine (elite plans optimised in a "
-             "trust region).")] = None,
+        help=f"Plan inference (default: the checkpoint's config): {modes_help()}.")] = None,
     envs: Annotated[int, typer.Option(help="Environments stepped together.")] = 16,
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Inference override, e.g. --set inference.n_starts=32.")] = None,
@@ -364,10 +363,10 @@ def run_cmd(
                f"({trainer.model.n_params():,} parameters)")
     history = trainer.train(on_eval=eval_callback(16, seed=seed))
     curve = learning_curve(history, run_dir / "learning_curve.png", title=f"{task} seed {seed}")
-    typer.echo(f"[3/4] evaluating: {episodes} episodes x 3 seeds, exploit and prior plans")
+    typer.echo(f"[3/4] evaluating: {episodes} episodes x 3 seeds, exploit and random plans")
     ckpt = run_dir / "checkpoint.pt"
     results = {m: evaluate_checkpoint(ckpt, episodes, [0, 1, 2], mode=m, progress=False)
-               for m in ("exploit", "prior")}
+               for m in ("exploit", "random")}
     table = write_results(run_dir / "results.md", task, trainer, results, time.time() - t0)
     typer.echo(table)
     typer.echo(f"learning curve: {curve}\nresults: {run_dir / 'results.md'}")

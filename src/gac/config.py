@@ -49,24 +49,30 @@ class ModelConfig:
 class InferenceConfig:
     """How a latent plan z0 is chosen before (or during) an episode."""
 
-    mode: Literal["exploit", "refine", "guided", "prior", "elite"] = "exploit"
+    # A name in the registry gac.inference.MODES (exploit, refine, guided, random, elite);
+    # `gac eval --help` lists them with what each does.
+    mode: str = "exploit"
     # Exploit: the ascent converges fast. Measured (50 episodes, seed 0): 16 starts x 30 steps
     # vs 8 x 15 scored 57.2 vs 57.6 (medium), 98.3 vs 98.1 and 99.8 vs 100.0 (umaze, 2 models),
     # with the same predicted returns, at a quarter of the cost (plan search was half of the
     # policy's time in 300-step rollouts).
     n_starts: int = 8  # exploit: parallel restarts, best kept
-    n_steps: int = 15  # exploit: gradient-ascent steps; guided: Langevin steps
-    step_size: float = 0.3  # Langevin step s (z <- z - s^2/2 grad E + s eps); exploit lr
+    ascent_steps: int = 15  # exploit, refine: gradient-ascent steps on the plan
+    ascent_lr: float = 0.3  # exploit, refine: ascent step size ("sphere": an angle)
     # exploit: "penalty" maximises r(U(z0)) - lambda/2 |z0|^2; "sphere" maximises r on the
     # prior's typical set |z0| = sqrt(dim). Measured on pointmaze-medium-goal (48 episodes): penalty
-    # 55.8, sphere 14.2, prior samples 25.1 -- on the sphere the ascent finds plans the return
+    # 55.8, sphere 14.2, random plans 25.1 -- on the sphere the ascent finds plans the return
     # head over-rates (predicted 140 vs a data maximum of 74), so penalty is the default.
     constraint: Literal["sphere", "penalty"] = "penalty"
     prior_weight: float = 1.0  # lambda of the "penalty" objective (refine: of the trust region)
     guidance: float = 1.0  # omega of LPT's exploitation-inclined posterior
     target_return: float | None = None  # guided: y* in raw units (None: dataset max)
-    noise: bool = True  # guided: Langevin noise on
-    elite_episodes: int = 8  # elite: plans drawn from those of this many best training episodes
+    # The Langevin sampler of p(z0 | y) (z <- z - s^2/2 grad E + noise * s * eps), as the
+    # train section's for the posterior chains.
+    langevin_steps: int = 15  # guided: Langevin steps (online exploration: online.explore_steps)
+    langevin_step_size: float = 0.3  # guided and online exploration: the step s
+    langevin_noise: float = 1.0  # guided: noise scale (1: Langevin; 0: descent to the mode)
+    elite_episodes: int = 8  # elite, refine: plans drawn from those of this many best episodes
 
 
 @dataclass
@@ -148,6 +154,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """A config from ``to_dict``'s output, including configs saved before fields were
+        renamed (``RENAMED``): their values go to the new fields."""
         model = d.get("model", {})
         if "unet_mults" in model:
             model = {**model, "unet_mults": tuple(model["unet_mults"])}
@@ -156,9 +164,43 @@ class RunConfig:
             data=_build(DataConfig, d.get("data", {})),
             model=_build(ModelConfig, model),
             train=_build(TrainConfig, d.get("train", {})),
-            inference=_build(InferenceConfig, d.get("inference", {})),
+            inference=_build(InferenceConfig, _renamed("inference", d.get("inference", {}))),
             online=_build(OnlineConfig, d.get("online", {})),
         )
+
+
+# Fields renamed since configs were first saved: section -> old name -> the new fields that
+# take its value (one name that meant two things went to both), and old mode names.
+RENAMED: dict[str, dict[str, tuple[str, ...]]] = {
+    "inference": {"n_steps": ("ascent_steps", "langevin_steps"),
+                  "step_size": ("ascent_lr", "langevin_step_size"),
+                  "noise": ("langevin_noise",)},
+}
+RENAMED_MODES = {"prior": "random"}
+
+
+def _renamed(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with old field names (and old mode names) mapped to the new ones; a new
+    name given explicitly wins over an old one."""
+    out = dict(values)
+    for old, new_names in RENAMED.get(section, {}).items():
+        if old in out:
+            value = out.pop(old)
+            if isinstance(value, bool):  # inference.noise was a flag; its heir is a scale
+                value = float(value)
+            for name in new_names:
+                out.setdefault(name, value)
+    if section == "inference" and out.get("mode") in RENAMED_MODES:
+        out["mode"] = RENAMED_MODES[out["mode"]]
+    return out
+
+
+def renamed_hint(section: str, name: str) -> str | None:
+    """How to write an old field name now (None: not a renamed field)."""
+    new = RENAMED.get(section, {}).get(name)
+    if new is None:
+        return None
+    return f"{section}.{name} was renamed: use " + " or ".join(f"{section}.{n}" for n in new)
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:
@@ -183,6 +225,11 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             raise ValueError(f"override {item!r}: section must be one of {', '.join(SECTIONS)}")
         sub = getattr(cfg, section)
         types = {f.name: f.type for f in fields(sub)}
+        hint = renamed_hint(section, name)
+        if hint:
+            raise ValueError(f"override {item!r}: {hint}")
+        if section == "inference" and name == "mode" and raw in RENAMED_MODES:
+            raise ValueError(f"override {item!r}: mode {raw!r} was renamed {RENAMED_MODES[raw]!r}")
         if name not in types:
             raise ValueError(f"override {item!r}: {section} has no field {name!r}; known: {sorted(types)}")
         current = getattr(sub, name)

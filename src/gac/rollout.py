@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from gac.config import InferenceConfig
 from gac.data.store import Episode
-from gac.inference import plan
+from gac.inference import PlanBank, Planner, make_planner
 from gac.model import GACModel
 
 
@@ -24,17 +24,15 @@ def make_envs(make_env: Callable[[], Any], n: int) -> list[Any]:
     return [make_env() for _ in range(n)]
 
 
-Planner = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # s0 (B, obs) -> z0
-
-
 def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed: int,
             icfg: InferenceConfig | None = None, planner: Planner | None = None,
             cache: bool = True, target_return: float | None = None, record: bool = False,
-            progress: bool = False) -> dict[str, Any]:
+            progress: bool = False, bank: PlanBank | None = None) -> dict[str, Any]:
     """Run ``episodes`` episodes of the GAC policy on ``envs`` stepped together (episodes are
     played in groups of ``len(envs)``); episode k resets with seed ``seed + k``.
 
-    Plans come from ``planner(s0, generator)`` if given, else from ``plan`` with ``icfg``.
+    Plans come from ``planner(s0, generator)`` if given, else from ``icfg``'s mode (with
+    ``bank``, the training episodes' plans, for the elite and refine modes).
     Returns per-episode ``returns``, ``lengths`` and ``predicted`` (the plan's predicted return,
     raw units); with ``record``, also ``episodes``: the trajectories as ``Episode`` objects
     labelled with their total return only (no step rewards).
@@ -42,9 +40,7 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
     if planner is None:
         if icfg is None:
             raise ValueError("rollout needs an InferenceConfig or a planner")
-
-        def planner(s0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-            return plan(model, s0, icfg, generator=gen, target_return=target_return)
+        planner = make_planner(model, icfg, bank, target_return)
 
     device = next(model.parameters()).device
     gen = torch.Generator(device="cpu").manual_seed(seed)

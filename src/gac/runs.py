@@ -6,7 +6,7 @@ The CLI and the benchmarks call these; they wire data, model, training and evalu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from gac.data.datasets import resolve_dataset
 from gac.data.segments import resegment
 from gac.data.store import TrajectoryStore
 from gac.evaluation.evaluate import EvalResult, evaluate
+from gac.inference import PlanBank, get_mode
 from gac.model import GACModel
 from gac.tasks import check_dims, get_task
 from gac.train.checkpoint import CheckpointError, load_checkpoint
@@ -48,6 +49,7 @@ def make_trainer(dataset: str, run_dir: str | Path, task: str | None = None, see
                  progress: bool = True) -> Trainer:
     store, task_name = load_data(dataset, task, seed=seed, progress=progress)
     cfg = apply_overrides(preset(task_name), [f"train.seed={seed}", *(overrides or [])])
+    get_mode(cfg.inference.mode)  # fail now, not at the first evaluation
     store = resegment(store, cfg.data.segments, get_task(task_name).horizon)
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
@@ -68,21 +70,29 @@ def eval_callback(episodes: int, seed: int = 0, n_envs: int = 16):
     def on_eval(trainer: Trainer) -> dict[str, float]:
         task = get_task(trainer.cfg.task)
         result = evaluate(trainer.model, task, episodes, [seed], trainer.cfg.inference,
-                          reference_returns(trainer.store.metadata, trainer.cfg.task), n_envs=n_envs)
+                          reference_returns(trainer.store.metadata, trainer.cfg.task), n_envs=n_envs,
+                          bank=trainer.plan_bank)
         s = result.summary()
         return {"eval_score": s["score_mean"], "eval_return": s["return_mean"]}
 
     return on_eval
 
 
-def load_policy(path: str | Path, device: str = "cpu"
-                ) -> tuple[GACModel, RunConfig, dict[str, Any]]:
-    """Model, config and dataset metadata (references, task) from a checkpoint."""
+class Policy(NamedTuple):
+    """A trained policy as a checkpoint holds it."""
+
+    model: GACModel
+    cfg: RunConfig
+    meta: dict[str, Any]  # dataset metadata (references, task), step, history
+    bank: PlanBank | None  # the training episodes' plans (None: an older checkpoint)
+
+
+def load_policy(path: str | Path, device: str = "cpu") -> Policy:
+    """Model, config, dataset metadata and plan bank from a checkpoint."""
     return policy_from_state(load_checkpoint(path), path, device)
 
 
-def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cpu"
-                      ) -> tuple[GACModel, RunConfig, dict[str, Any]]:
+def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cpu") -> Policy:
     """``load_policy`` for a checkpoint already read (``path`` names it in errors)."""
     cfg = RunConfig.from_dict(state["config"])
     model = GACModel(cfg.model)
@@ -91,24 +101,26 @@ def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cp
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the saved model config ({exc})") from exc
     model.to(device).eval()
+    bank = None
     if "episode_returns" in state:  # older checkpoints lack them (no elite inference)
-        model.set_plan_bank(state["chains"]["z"], state["episode_returns"])
+        bank = PlanBank(state["chains"]["z"], state["episode_returns"])
     meta = dict(state.get("metadata", {}))
     meta["step"] = state.get("step")
     meta["history"] = state.get("history", [])
-    return model, cfg, meta
+    return Policy(model, cfg, meta, bank)
 
 
 def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] | None = None,
                         mode: str | None = None, n_envs: int = 16,
                         inference_overrides: list[str] | None = None,
                         progress: bool = True) -> EvalResult:
-    model, cfg, meta = load_policy(path)
+    model, cfg, meta, bank = load_policy(path)
     if mode:
         inference_overrides = [f"inference.mode={mode}", *(inference_overrides or [])]
     cfg = apply_overrides(cfg, inference_overrides or [])
     task = get_task(cfg.task)
     icfg: InferenceConfig = cfg.inference
+    get_mode(icfg.mode)  # an unknown mode fails before any environment is made
     target = icfg.target_return
     if icfg.mode == "guided" and target is None:
         target = float(meta.get("return_max", np.nan))
@@ -116,7 +128,7 @@ def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] |
             raise ValueError("guided inference needs inference.target_return (raw units)")
     torch.manual_seed(0)
     return evaluate(model, task, episodes, seeds or [0, 1, 2], icfg, reference_returns(meta, cfg.task),
-                    n_envs=n_envs, target_return=target, progress=progress)
+                    n_envs=n_envs, target_return=target, progress=progress, bank=bank)
 
 
 def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str] | None = None,
@@ -126,6 +138,7 @@ def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str
 
     state = load_checkpoint(checkpoint)
     cfg = apply_overrides(RunConfig.from_dict(state["config"]), overrides or [])
+    get_mode(cfg.inference.mode)
     meta = state.get("metadata", {})
     source = meta.get("source")
     if not source or not Path(source).exists():

@@ -1,10 +1,11 @@
-"""Choosing plans: exploitation by gradient ascent, guided Langevin, prior samples."""
+"""Choosing plans: the modes registry; exploitation by gradient ascent, guided Langevin, random
+plans, elite plans."""
 
 import pytest
 import torch
 
 from gac.config import InferenceConfig, ModelConfig
-from gac.inference import ascend, exploit_objective, plan, sample_conditioned
+from gac.inference import MODES, PlanBank, ascend, exploit_objective, plan, sample_conditioned
 from gac.model import GACModel
 
 B, STARTS = 4, 8
@@ -39,7 +40,7 @@ def objective(model, z0, s0, weight):
 
 @pytest.mark.parametrize("weight", [1.0, 0.1])
 def test_exploit_beats_its_prior_starts(model, s0, weight):
-    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, prior_weight=weight,
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, ascent_steps=20, prior_weight=weight,
                           constraint="penalty")
     z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
     assert z.shape == (B, 4, 32)
@@ -49,14 +50,14 @@ def test_exploit_beats_its_prior_starts(model, s0, weight):
     assert (objective(model, z, s0, weight) > at_starts.max(dim=1).values).all()
 
     # Best of starts >= every single optimised start.
-    each, each_obj = ascend(model, starts, s0_rep, 20, cfg.step_size, weight)
+    each, each_obj = ascend(model, starts, s0_rep, 20, cfg.ascent_lr, weight)
     assert torch.allclose(objective(model, each, s0_rep, weight), each_obj, atol=1e-5)
     best = objective(model, z, s0, weight)
     assert (best[:, None] >= each_obj.view(B, STARTS) - 1e-5).all()
 
 
 def test_exploit_with_a_weak_prior_raises_predicted_return(model, s0):
-    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, prior_weight=0.1,
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, ascent_steps=20, prior_weight=0.1,
                           constraint="penalty")
     z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
     samples = model.sample_z0(B * STARTS, torch.Generator().manual_seed(1))
@@ -65,7 +66,7 @@ def test_exploit_with_a_weak_prior_raises_predicted_return(model, s0):
 
 
 def test_exploit_uses_extra_starts(model, s0):
-    cfg = InferenceConfig(mode="exploit", n_starts=1, n_steps=0, prior_weight=1.0,
+    cfg = InferenceConfig(mode="exploit", n_starts=1, ascent_steps=0, prior_weight=1.0,
                           constraint="penalty")
     good = torch.zeros(1, 4, 32)  # the prior's mode beats any sample under a strong prior
     z = plan(model, s0, cfg, torch.Generator().manual_seed(0), extra_starts=good)
@@ -73,7 +74,7 @@ def test_exploit_uses_extra_starts(model, s0):
 
 
 def test_sphere_exploit_raises_predicted_return_and_stays_typical(model, s0):
-    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, n_steps=20, constraint="sphere")
+    cfg = InferenceConfig(mode="exploit", n_starts=STARTS, ascent_steps=20, constraint="sphere")
     z = plan(model, s0, cfg, torch.Generator().manual_seed(0))
     radius = z[0].numel() ** 0.5
     torch.testing.assert_close(z.flatten(1).norm(dim=1), torch.full((B,), radius))
@@ -88,7 +89,7 @@ def test_guided_moves_predicted_return_toward_target(model, s0):
     prior_r = predicted(model, model.sample_z0(len(states), torch.Generator().manual_seed(1)),
                         states)
     target = float(model.unscale_return(prior_r.mean() + 3 * prior_r.std()))
-    cfg = InferenceConfig(mode="guided", n_steps=30, guidance=5.0)
+    cfg = InferenceConfig(mode="guided", langevin_steps=30, guidance=5.0)
     z = plan(model, states, cfg, torch.Generator().manual_seed(0), target_return=target)
     y = float(model.scale_return(target))
     assert (predicted(model, z, states) - y).abs().mean() < 0.5 * (prior_r - y).abs().mean()
@@ -101,20 +102,20 @@ def test_guided_moves_predicted_return_toward_target(model, s0):
 def test_guided_needs_a_target(model, s0):
     with pytest.raises(ValueError, match="target return"):
         plan(model, s0, InferenceConfig(mode="guided"))
-    cfg = InferenceConfig(mode="guided", n_steps=2, target_return=50.0)
+    cfg = InferenceConfig(mode="guided", langevin_steps=2, target_return=50.0)
     assert plan(model, s0, cfg).shape == (B, 4, 32)
 
 
-def test_prior_mode_and_unknown_mode(model, s0):
-    z = plan(model, s0, InferenceConfig(mode="prior"), torch.Generator().manual_seed(0))
+def test_random_mode_and_unknown_mode(model, s0):
+    z = plan(model, s0, InferenceConfig(mode="random"), torch.Generator().manual_seed(0))
     assert torch.equal(z, torch.randn(B, 4, 32, generator=torch.Generator().manual_seed(0)))
     with pytest.raises(ValueError):
         plan(model, s0, InferenceConfig(mode="nonsense"))
 
 
-@pytest.mark.parametrize("mode", ["exploit", "guided", "prior"])
+@pytest.mark.parametrize("mode", ["exploit", "guided", "random"])
 def test_plans_are_deterministic_under_a_generator(model, s0, mode):
-    cfg = InferenceConfig(mode=mode, n_starts=4, n_steps=5, target_return=100.0)
+    cfg = InferenceConfig(mode=mode, n_starts=4, ascent_steps=5, langevin_steps=5, target_return=100.0)
     a, b = (plan(model, s0, cfg, torch.Generator().manual_seed(5)) for _ in range(2))
     assert torch.equal(a, b)
 
@@ -122,7 +123,8 @@ def test_plans_are_deterministic_under_a_generator(model, s0, mode):
 def test_planning_restores_training_mode_and_leaves_no_gradients(model, s0):
     model.train()
     for mode in ("exploit", "guided"):
-        plan(model, s0, InferenceConfig(mode=mode, n_starts=2, n_steps=3, target_return=1.0))
+        plan(model, s0, InferenceConfig(mode=mode, n_starts=2, ascent_steps=3, langevin_steps=3,
+                                        target_return=1.0))
     assert model.training
     assert all(p.grad is None for p in model.parameters())
 
@@ -133,14 +135,16 @@ def test_elite_plans_come_from_the_best_training_episodes(model, s0):
     cfg = InferenceConfig(mode="elite", elite_episodes=3)
     with pytest.raises(ValueError, match="training episodes' plans"):
         plan(model, s0, cfg, torch.Generator().manual_seed(0))
-    model.set_plan_bank(bank, returns)
-    z = plan(model, torch.randn(64, 5), cfg, torch.Generator().manual_seed(0))
+    plans = PlanBank(bank, returns)
+    z = plan(model, torch.randn(64, 5), cfg, torch.Generator().manual_seed(0), bank=plans)
     picked = {int((bank - zi).flatten(1).abs().sum(1).argmin()) for zi in z}
     assert picked == {0, 1, 2}
     with pytest.raises(ValueError, match="plan bank"):
-        model.set_plan_bank(bank[:5], returns)
+        PlanBank(bank[:5], returns)
+    with pytest.raises(ValueError, match="plan bank: plans of shape"):
+        plan(model, s0, cfg, bank=PlanBank(bank[:, :2], returns))
     with pytest.raises(ValueError, match="at least 1"):
-        plan(model, s0, InferenceConfig(mode="elite", elite_episodes=0))
+        plan(model, s0, InferenceConfig(mode="elite", elite_episodes=0), bank=plans)
 
 
 def test_refine_moves_the_elite_draw_uphill_inside_its_trust_region(model, s0):
@@ -148,25 +152,37 @@ def test_refine_moves_the_elite_draw_uphill_inside_its_trust_region(model, s0):
     returns = torch.arange(10.0).flip(0).numpy()  # episodes 0, 1, 2 are the best
     with pytest.raises(ValueError, match="training episodes' plans"):
         plan(model, s0, InferenceConfig(mode="refine"))
-    model.set_plan_bank(bank, returns)
+    plans = PlanBank(bank, returns)
     top = bank[:3]
     drawn = plan(model, s0, InferenceConfig(mode="elite", elite_episodes=3),
-                 torch.Generator().manual_seed(1))
-    cfg = InferenceConfig(mode="refine", elite_episodes=3, n_steps=20, prior_weight=1.0)
-    moved = plan(model, s0, cfg, torch.Generator().manual_seed(1))
+                 torch.Generator().manual_seed(1), bank=plans)
+    cfg = InferenceConfig(mode="refine", elite_episodes=3, ascent_steps=20, prior_weight=1.0)
+    moved = plan(model, s0, cfg, torch.Generator().manual_seed(1), bank=plans)
     assert (predicted(model, moved, s0) > predicted(model, drawn, s0)).all()
     nearest = torch.cdist(moved.flatten(1), top.flatten(1)).argmin(dim=1)
     assert torch.equal(top[nearest], drawn)  # still in its own plan's trust region
     # The unanchored ascent from the same plans is pulled away toward the prior's mode.
-    free = plan(model, s0, InferenceConfig(mode="exploit", n_starts=1, n_steps=20, prior_weight=1.0),
+    free = plan(model, s0, InferenceConfig(mode="exploit", n_starts=1, ascent_steps=20,
+                                           prior_weight=1.0),
                 torch.Generator().manual_seed(1), extra_starts=top)
     assert ((moved - drawn).flatten(1).norm(dim=1)
             < torch.cdist(free.flatten(1), top.flatten(1)).min(dim=1).values).all()
-    still = plan(model, s0, InferenceConfig(mode="refine", elite_episodes=3, n_steps=0),
-                 torch.Generator().manual_seed(1))
+    still = plan(model, s0, InferenceConfig(mode="refine", elite_episodes=3, ascent_steps=0),
+                 torch.Generator().manual_seed(1), bank=plans)
     assert torch.equal(still, drawn)
 
 
 def test_unknown_mode_is_named_with_the_known_ones(model, s0):
     with pytest.raises(ValueError, match="unknown inference mode 'foo'; expected exploit, refine"):
-        plan(model, s0, InferenceConfig(mode="foo"))  # type: ignore[arg-type]
+        plan(model, s0, InferenceConfig(mode="foo"))
+    with pytest.raises(ValueError, match="'prior' \\(renamed 'random'\\)"):
+        plan(model, s0, InferenceConfig(mode="prior"))
+
+
+def test_every_registered_mode_plans_one_plan_per_state(model, s0):
+    bank = PlanBank(torch.randn(10, 4, 32), torch.arange(10.0).numpy())
+    for name, mode in MODES.items():
+        cfg = InferenceConfig(mode=name, n_starts=2, ascent_steps=2, langevin_steps=2,
+                              target_return=1.0)
+        assert plan(model, s0, cfg, torch.Generator().manual_seed(0), bank=bank).shape == (B, 4, 32)
+        assert mode.summary and "\n" not in mode.summary

@@ -75,7 +75,7 @@ TINY_RUN = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "tr
             "train.checkpoint_every=100", "online.env_steps=3000", "online.stages=2",
             "online.updates_per_stage=2", "online.eval_episodes=2", "online.n_envs=5",
             "online.explore_steps=2", "online.explore_share=0.8", "online.collect_shards=3",
-            "inference.n_starts=2", "inference.n_steps=2"]
+            "inference.n_starts=2", "inference.ascent_steps=2"]
 
 
 def make_run(path, run_dir, collector: str, mode: str = "exploit") -> OnlineRun:

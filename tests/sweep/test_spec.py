@@ -56,7 +56,7 @@ def test_yaml_file_with_templates(tmp_path):
     ({"grid": {"train.lr": 1e-3}}, "non-empty list"),
     ({"grid": {"train.learning_rate": [1e-3]}}, "no field 'learning_rate'"),
     ({"grid": {"train.steps": ["many"]}}, "cannot parse 'many'"),
-    ({"set": ["inference.mode=exploitt"]}, "expected one of"),
+    ({"set": ["inference.mode=exploitt"]}, "unknown inference mode 'exploitt'"),
     ({"set": ["online.collector=spark"]}, "expected one of"),
     ({"eval": {"episodes": 0}}, "eval.episodes"),
     ({"eval": {"episode": 3}}, "eval:"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from gac.config import apply_overrides, preset
 from gac.data.hdf5 import load_hdf5
 from gac.data.store import DataError
+from gac.inference import plan
 from gac.runs import load_policy
 from gac.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gac.train.offline import Trainer
@@ -131,18 +134,17 @@ def test_overrides_are_checked():
 
 def test_checkpoints_carry_the_plans_of_the_training_episodes(store, tmp_path):
     t = make(store, tmp_path / "run")
-    t.update()  # chains move in place: the model's bank follows them
-    bank, returns = t.model.plan_bank
-    assert bank is t.chains.z and np.array_equal(returns, store.returns)
-    model, _, _ = load_policy(t.save(tmp_path / "run" / "checkpoint.pt"))
-    saved, saved_returns = model.plan_bank
-    torch.testing.assert_close(saved, t.chains.z)
-    assert np.array_equal(saved_returns, store.returns)
+    t.update()  # chains move in place: the trainer's bank follows them
+    bank = t.plan_bank
+    assert bank.z0 is t.chains.z and np.array_equal(bank.returns, store.returns)
+    saved = load_policy(t.save(tmp_path / "run" / "checkpoint.pt")).bank
+    torch.testing.assert_close(saved.z0, t.chains.z)
+    assert np.array_equal(saved.returns, store.returns)
     # A checkpoint written before returns were stored loads, but cannot play elite plans.
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     del state["episode_returns"]
     old = save_checkpoint(state, tmp_path / "old.pt")
-    model, _, _ = load_policy(old)
-    assert model.plan_bank is None
+    model, cfg, _, bank = load_policy(old)
+    assert bank is None
     with pytest.raises(ValueError, match="older checkpoints do not: retrain"):
-        model.elite_plans(8, 2)
+        plan(model, torch.zeros(2, store.obs_dim), replace(cfg.inference, mode="elite"), bank=bank)

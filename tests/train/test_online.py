@@ -16,7 +16,7 @@ TINY = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "train.
         "train.window=8", "train.warmup_steps=1", "train.steps=4", "train.log_every=2",
         "train.checkpoint_every=2", "online.env_steps=1200", "online.stages=2",
         "online.updates_per_stage=4", "online.eval_episodes=2", "online.n_envs=2",
-        "online.explore_steps=3", "inference.n_starts=2", "inference.n_steps=2"]
+        "online.explore_steps=3", "inference.n_starts=2", "inference.ascent_steps=2"]
 
 
 def make_run(path, run_dir, extra=()):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gac.config import InferenceConfig
+from gac.inference import PlanBank
 from gac.model import GACModel
 from gac.rollout import make_envs, rollout
 from gac.tasks import normalized_score
@@ -41,12 +42,15 @@ class EvalResult:
 
 def evaluate(model: GACModel, task, episodes: int, seeds: list[int], icfg: InferenceConfig,
              ref: tuple[float, float] | None, n_envs: int = 16,
-             target_return: float | None = None, progress: bool = False) -> EvalResult:
+             target_return: float | None = None, progress: bool = False,
+             bank: PlanBank | None = None) -> EvalResult:
+    """``episodes`` episodes per seed of the policy planning with ``icfg`` (``bank``: the
+    training episodes' plans, for the elite and refine modes)."""
     returns, predicted = [], []
     envs = make_envs(task.make_env, min(n_envs, episodes))  # created once, reused across seeds
     for seed in seeds:
         out = rollout(model, envs, task.horizon, episodes, seed=10_000 * (seed + 1), icfg=icfg,
-                      target_return=target_return, progress=progress)
+                      target_return=target_return, progress=progress, bank=bank)
         returns.append(out["returns"])
         predicted.append(out["predicted"])
     for env in envs:

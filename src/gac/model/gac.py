@@ -37,9 +37,6 @@ class GACModel(nn.Module):
         self.register_buffer("obs_mean", torch.zeros(cfg.obs_dim))
         self.register_buffer("obs_std", torch.ones(cfg.obs_dim))
         self.register_buffer("return_scale", torch.tensor(1.0))
-        # Posterior plans of the training episodes and their returns (``set_plan_bank``): not
-        # weights, so not in the state_dict; checkpoints carry them beside it.
-        self.plan_bank: tuple[Tensor, np.ndarray] | None = None
 
     # ---- normalisation -------------------------------------------------------------------
     def set_normalisation(self, obs_mean: ArrayLike, obs_std: ArrayLike,
@@ -87,36 +84,6 @@ class GACModel(nn.Module):
         device = generator.device if generator is not None else p.device
         z0 = torch.randn((batch, *self.latent_shape), generator=generator, device=device)
         return z0.to(device=p.device, dtype=p.dtype)
-
-    def set_plan_bank(self, z0: Tensor, returns: ArrayLike) -> None:
-        """The training episodes' posterior plans (N, n_latent, d) and returns (N,), kept by
-        reference: a trainer's chains update in place."""
-        returns = np.asarray(returns, dtype=np.float64)
-        if z0.shape[1:] != self.latent_shape or len(z0) != len(returns):
-            raise ValueError(f"plan bank: {tuple(z0.shape)} plans for {len(returns)} returns; "
-                             f"expected (N, {self.cfg.n_latent}, {self.cfg.d_model}) and N returns")
-        self.plan_bank = (z0, returns)
-
-    def elite_plans(self, k: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        """``batch`` plans drawn uniformly from those of the ``k`` highest-return training
-        episodes (the ``elite`` inference mode)."""
-        top = self.top_plans(k)
-        device = generator.device if generator is not None else "cpu"
-        pick = torch.randint(len(top), (batch,), generator=generator, device=device)
-        return top[pick.to(top.device)]
-
-    def top_plans(self, k: int) -> Tensor:
-        """The posterior plans of the ``k`` highest-return training episodes (k, n_latent, d),
-        best first."""
-        if self.plan_bank is None:
-            raise ValueError("elite plans need the training episodes' plans: load the policy with "
-                             "gac.runs.load_policy from a checkpoint that stores them (older "
-                             "checkpoints do not: retrain), or use a Trainer's model")
-        if k < 1:
-            raise ValueError(f"inference.elite_episodes must be at least 1, got {k}")
-        z0, returns = self.plan_bank
-        top = torch.as_tensor(np.argsort(-returns, kind="stable")[:k])
-        return z0[top.to(z0.device)].to(device=self.obs_mean.device, dtype=self.obs_mean.dtype)
 
     def prior(self, z0: Tensor) -> Tensor:
         """z = U(z0), (B, n_latent, d) -> same."""

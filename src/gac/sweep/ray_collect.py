@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from gac.config import InferenceConfig, ModelConfig, OnlineConfig
+from gac.inference import PlanBank, exploration_planner
 from gac.model import GACModel
 from gac.rollout import make_envs, rollout
-from gac.train.online import exploration_planner
 
 
 class CollectorActor:
@@ -36,11 +36,10 @@ class CollectorActor:
              y_plus: float, horizon: int, seed: int, shard: tuple[int, int, int]) -> dict[str, Any]:
         first, size, n_explore = shard
         self.model.load_state_dict(policy["weights"])
-        if policy["plan_bank"] is not None:  # elite and refine plans come from it
-            self.model.set_plan_bank(*policy["plan_bank"])
+        bank = PlanBank(*policy["plan_bank"])  # elite and refine plans come from it
         if len(self.envs) < size:  # environments are made once and reused, as locally
             self.envs += make_envs(self.task.make_env, size - len(self.envs))
-        planner = exploration_planner(self.model, icfg, ocfg, y_plus, n_explore)
+        planner = exploration_planner(self.model, icfg, ocfg, y_plus, n_explore, bank)
         return rollout(self.model, self.envs[:size], horizon, size, seed=seed + first,
                        planner=planner, record=True)
 
@@ -75,14 +74,14 @@ class RayCollector:
         self.actors = [remote.remote(task, model_cfg, threads) for _ in range(actors)]
         self.key: tuple = ()
 
-    def play(self, model: GACModel, icfg: InferenceConfig, ocfg: OnlineConfig, y_plus: float,
-             horizon: int, seed: int, shards: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
+    def play(self, model: GACModel, bank: PlanBank, icfg: InferenceConfig, ocfg: OnlineConfig,
+             y_plus: float, horizon: int, seed: int, shards: list[tuple[int, int, int]]
+             ) -> list[dict[str, Any]]:
         """Every shard's ``rollout`` output, in shard order; shard i goes to actor i mod A."""
         import ray
 
-        bank = model.plan_bank
         policy = ray.put({"weights": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                          "plan_bank": None if bank is None else (bank[0].detach().cpu(), bank[1])})
+                          "plan_bank": (bank.z0.detach().cpu(), bank.returns)})
         refs = [self.actors[i % len(self.actors)].play.remote(policy, icfg, ocfg, y_plus, horizon,
                                                                seed, shard)
                 for i, shard in enumerate(shards)]
@@ -121,8 +120,8 @@ def collect_remote(run: Any, shards: list[tuple[int, int, int]], seed: int,
         collector = RayCollector(run.task, model.cfg, cfg.collector_actors)
         collector.key = key
         _COLLECTORS[run] = collector
-    return collector.play(model, run.trainer.cfg.inference, cfg, y_plus, run.task.horizon, seed,
-                          shards)
+    return collector.play(model, run.trainer.plan_bank, run.trainer.cfg.inference, cfg, y_plus,
+                          run.task.horizon, seed, shards)
 
 
 def close_collector(run: Any) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gac.config import apply_overrides, preset
+from gac.inference import get_mode
 
 COMMANDS = ("train", "finetune")
 KEYS = ("name", "command", "tasks", "seeds", "dataset", "grid", "variants", "set", "eval",
@@ -199,8 +200,11 @@ def parse_spec(data: Any, source: str = "<spec>", default_name: str = "sweep") -
     if not isinstance(ev["seeds"], list) or not ev["seeds"] or \
             not all(isinstance(s, int) for s in ev["seeds"]):
         raise fail("eval.seeds: expected a non-empty list of integers")
-    if ev["mode"] not in (None, "exploit", "guided", "prior"):
-        raise fail(f"eval.mode {ev['mode']!r}: expected exploit, guided, prior or null")
+    if ev["mode"] is not None:
+        try:
+            get_mode(ev["mode"])
+        except ValueError as exc:
+            raise fail(f"eval.mode: {exc} or null") from None
     for k in ("n_envs", "during"):
         if not isinstance(ev[k], int) or ev[k] < 0 or (k == "n_envs" and ev[k] < 1):
             raise fail(f"eval.{k}: expected a {'positive' if k == 'n_envs' else 'non-negative'} integer")
@@ -336,4 +340,8 @@ def _check_overrides(task: str, overrides: list[str], fail, tid: str) -> None:
             if choices and getattr(sub, f.name) not in choices:
                 raise fail(f"trial {tid}: {section}.{f.name}={getattr(sub, f.name)!r}: expected "
                            f"one of {list(choices)}")
+    try:
+        get_mode(cfg.inference.mode)
+    except ValueError as exc:
+        raise fail(f"trial {tid}: inference.mode: {exc}") from None
 

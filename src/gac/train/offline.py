@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from gac.config import RunConfig
 from gac.data.store import DataError, TrajectoryStore
-from gac.inference import sample_posterior
+from gac.inference import PlanBank, sample_posterior
 from gac.model import GACModel
 from gac.train.chains import PosteriorChains
 from gac.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -75,7 +75,6 @@ class Trainer:
         self.rng = np.random.default_rng(t.seed + 2)  # batch sampling
         m = cfg.model
         self.chains = PosteriorChains(store.num_episodes, m.n_latent, m.d_model, self.gen)
-        self.sync_plan_bank()
         # History of the model's receptive field (L banded layers see L*(K-1) steps back) makes
         # the window's likelihood exactly the full-trajectory one the cached rollout computes.
         self.burn_in = t.burn_in if t.burn_in is not None else self.model.receptive_field
@@ -85,9 +84,11 @@ class Trainer:
         # What a periodic checkpoint writes; the online loop swaps in its own (bigger) state.
         self.checkpoint_fn = lambda: self.save(self.run_dir / "checkpoint.pt")
 
-    def sync_plan_bank(self) -> None:
-        """Point the model's plan bank at the chains and returns (after they are replaced)."""
-        self.model.set_plan_bank(self.chains.z, self.store.returns)
+    @property
+    def plan_bank(self) -> PlanBank:
+        """The training episodes' plans (the chains, by reference) and returns: what the elite
+        and refine modes draw from."""
+        return PlanBank(self.chains.z, self.store.returns)
 
     def _lr_factor(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 10% of the peak."""
@@ -219,7 +220,6 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.chains.load_state_dict(state["chains"])
-        self.sync_plan_bank()
         torch.set_rng_state(state["rng"]["torch"])
         self.gen.set_state(state["rng"]["langevin"])
         self.rng.bit_generator.state = state["rng"]["numpy"]

@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from gac.config import InferenceConfig, OnlineConfig
+from gac.config import OnlineConfig
 from gac.data.store import Episode, TrajectoryStore
 from gac.evaluation.evaluate import evaluate
-from gac.inference import plan, sample_conditioned
-from gac.model import GACModel
-from gac.rollout import Planner, make_envs, rollout
+from gac.inference import Planner, exploration_planner
+from gac.rollout import make_envs, rollout
 from gac.train.checkpoint import load_checkpoint, save_checkpoint
 from gac.train.offline import Trainer
 
@@ -74,22 +72,6 @@ def reference_return(store: TrajectoryStore, n_offline: int, quantile: float) ->
     return float(np.quantile(pool, quantile)), pool
 
 
-def exploration_planner(model: GACModel, icfg: InferenceConfig, cfg: OnlineConfig, y_plus: float,
-                        n_explore: int) -> Planner:
-    """Plans for a batch of episodes: the first ``n_explore`` explore (z0 ~ p(z0 | y+)), the
-    rest exploit. A module-level factory so that Ray actors build the very same planner."""
-
-    def planner(s0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        z0 = plan(model, s0, icfg, generator=gen)
-        k = min(n_explore, len(s0))
-        if cfg.exploration and k:
-            z0[:k] = sample_conditioned(model, s0[:k], y_plus, cfg.explore_steps,
-                                        icfg.step_size, gen)
-        return z0
-
-    return planner
-
-
 def split_group(n: int, shards: int, n_explore: int) -> list[tuple[int, int, int]]:
     """(first episode, episodes, explorers) of each shard of a group of ``n`` episodes whose
     first ``n_explore`` explore: contiguous shards whose sizes differ by at most one."""
@@ -136,7 +118,7 @@ class OnlineRun:
     # ----------------------------------------------------------------- one stage's parts
     def _planner(self, y_plus: float, n_explore: int) -> Planner:
         return exploration_planner(self.trainer.model, self.trainer.cfg.inference, self.cfg,
-                                   y_plus, n_explore)
+                                   y_plus, n_explore, self.trainer.plan_bank)
 
     def collect_group(self) -> list[Episode]:
         """One group of episodes (at most one per environment, within the stage budget)."""
@@ -166,7 +148,6 @@ class OnlineRun:
     def add(self, episodes: list[Episode]) -> None:
         self.trainer.store.append(episodes)
         self.trainer.chains.grow(len(episodes), self.trainer.gen)
-        self.trainer.sync_plan_bank()
         self._reweight()
         self.stage_steps += sum(len(e) for e in episodes)
         self.stage_episodes += len(episodes)
@@ -187,7 +168,7 @@ class OnlineRun:
     def evaluate(self, seed: int = 0) -> dict[str, float]:
         icfg = self.trainer.cfg.inference
         res = evaluate(self.trainer.model, self.task, self.cfg.eval_episodes, [seed], icfg,
-                       self.ref, n_envs=self.cfg.n_envs)
+                       self.ref, n_envs=self.cfg.n_envs, bank=self.trainer.plan_bank)
         s = res.summary()
         return {"score": s["score_mean"], "score_std_episodes": s["score_std_episodes"],
                 "return": s["return_mean"]}

@@ -1,0 +1,215 @@
+"""Inference modes: how a plan z0 is chosen for each initial state. ``MODES`` maps a mode's
+name (``InferenceConfig.mode``) to its planner function; the config's validation, the CLI's
+help, the sweep spec and the docs all read it. A new mode is a function here, registered with
+``@register(name, summary)``, and its test.
+
+- ``exploit``: a plan of high predicted return r(U(z0), s0) by gradient ascent from
+  ``n_starts`` prior samples per state, best start kept; each start keeps its best iterate, so
+  the result is never worse than its prior sample. Two ways to keep the plan where the model
+  has data (``cfg.constraint``):
+  ``sphere``: ascent on r alone, each step of angular length ``ascent_lr`` along the
+  gradient and projected back onto the sphere |z0| = sqrt(dim), where nearly all of N(0, I)'s
+  mass lies (and where posterior samples of real trajectories sit);
+  ``penalty`` (default): r - (lambda/2)|z0|^2 with plain steps (lr = ``ascent_lr``; stable for
+  lambda*lr < 2). In high dimension its optimum is drawn toward the prior's mode z0 = 0; in
+  practice that keeps the plan where the decoder is reliable, while the sphere lets the ascent
+  find plans that the return head over-rates.
+- ``guided``: LPT's exploitation-inclined posterior, Langevin on
+  1/2|z0|^2 + omega (r(U(z0), s0) - y*/scale)^2 / (2 sigma^2).
+- ``random``: z0 ~ N(0, I), no search.
+- ``elite``: no search: a plan drawn from the posterior plans of the ``elite_episodes``
+  highest-return training episodes (a ``PlanBank``), the region where the decoder and the
+  return head were trained. Where the return head over-rates plans that ascent finds, the
+  data's own best plans can play better (locomotion; docs/design-notes.md).
+- ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
+  trust region around it; ``n_starts`` unused): a plan known to decode well, adapted to this s0
+  without leaving the region where the return head was trained. One draw, not the elite plan
+  of highest predicted return: that argmax is fragile (docs/design-notes.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gac.config import RENAMED_MODES, InferenceConfig
+from gac.inference.planning import ascend, sample_conditioned
+from gac.model import GACModel
+
+Planner = Callable[[Tensor, torch.Generator], Tensor]  # raw s0 (B, obs_dim) -> z0 (B, N, d)
+
+
+class PlanBank:
+    """The training episodes' posterior plans z0 (N, n_latent, d) and returns (N,): what the
+    ``elite`` and ``refine`` modes draw from. Kept by reference: a trainer's chains update in
+    place. Checkpoints carry both (the chains and ``episode_returns``)."""
+
+    def __init__(self, z0: Tensor, returns: np.ndarray | Tensor):
+        returns = np.asarray(returns, dtype=np.float64)
+        if z0.dim() != 3 or len(z0) != len(returns):
+            raise ValueError(f"plan bank: {tuple(z0.shape)} plans for {len(returns)} returns; "
+                             f"expected (N, n_latent, d) and N returns")
+        self.z0, self.returns = z0, returns
+
+    def top(self, k: int) -> Tensor:
+        """The plans of the ``k`` highest-return episodes (k, n_latent, d), best first."""
+        if k < 1:
+            raise ValueError(f"inference.elite_episodes must be at least 1, got {k}")
+        top = torch.as_tensor(np.argsort(-self.returns, kind="stable")[:k])
+        return self.z0[top.to(self.z0.device)]
+
+    def draw(self, k: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        """``batch`` plans drawn uniformly from those of the ``k`` highest-return episodes."""
+        top = self.top(k)
+        device = generator.device if generator is not None else "cpu"
+        pick = torch.randint(len(top), (batch,), generator=generator, device=device)
+        return top[pick.to(top.device)]
+
+
+# A mode's planner: (model, s0, cfg, generator, bank=, target_return=, extra_starts=) -> z0.
+ModeFn = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    summary: str  # one line: `gac eval --help` and the docs
+    fn: ModeFn
+
+
+MODES: dict[str, Mode] = {}
+
+
+def register(name: str, summary: str) -> Callable[[ModeFn], ModeFn]:
+    """Add a planner function to ``MODES`` under ``name``."""
+
+    def add(fn: ModeFn) -> ModeFn:
+        MODES[name] = Mode(name, summary, fn)
+        return fn
+
+    return add
+
+
+def get_mode(name: str) -> Mode:
+    """The registered mode ``name``; an unknown name fails with the known ones."""
+    if name in MODES:
+        return MODES[name]
+    hint = f" (renamed {RENAMED_MODES[name]!r})" if name in RENAMED_MODES else ""
+    raise ValueError(f"unknown inference mode {name!r}{hint}; expected {', '.join(MODES)}")
+
+
+def modes_help() -> str:
+    """The modes and what each does, one clause each (for `--help` texts)."""
+    return "; ".join(f"{m.name} ({m.summary})" for m in MODES.values())
+
+
+def _elite_draw(model: GACModel, bank: PlanBank | None, k: int, batch: int,
+                generator: torch.Generator | None) -> Tensor:
+    if bank is None:
+        raise ValueError("elite plans need the training episodes' plans: load the policy with "
+                         "gac.runs.load_policy from a checkpoint that stores them (older "
+                         "checkpoints do not: retrain), or use a Trainer's plan_bank")
+    if bank.z0.shape[1:] != model.latent_shape:
+        raise ValueError(f"plan bank: plans of shape {tuple(bank.z0.shape[1:])}, but the model's "
+                         f"are {model.latent_shape}")
+    p = model.obs_mean
+    return bank.draw(k, batch, generator).to(device=p.device, dtype=p.dtype)
+
+
+def _search(model: GACModel, s0: Tensor, cfg: InferenceConfig, starts: Tensor,
+            extra_starts: Tensor | None, refine: bool) -> Tensor:
+    """Ascent from ``starts`` (B, n, ...) plus ``extra_starts`` for every state; the best
+    start per state."""
+    b = s0.shape[0]
+    if extra_starts is not None:
+        extra = extra_starts.to(starts).expand(b, *extra_starts.shape)
+        starts = torch.cat([starts, extra], dim=1)
+    n = starts.shape[1]
+    z, objective = ascend(model, starts.reshape(b * n, *model.latent_shape),
+                          s0.repeat_interleave(n, dim=0), cfg.ascent_steps, cfg.ascent_lr,
+                          cfg.prior_weight, sphere=cfg.constraint == "sphere" and not refine,
+                          anchored=refine)
+    best = objective.view(b, n).argmax(dim=1)
+    return z.view(b, n, *model.latent_shape)[torch.arange(b, device=z.device), best]
+
+
+@register("exploit", "gradient ascent on the predicted return from n_starts prior samples")
+def exploit(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+            generator: torch.Generator | None = None, *, extra_starts: Tensor | None = None,
+            **_: object) -> Tensor:
+    b = s0.shape[0]
+    starts = model.sample_z0(b * cfg.n_starts, generator).view(b, cfg.n_starts,
+                                                                *model.latent_shape)
+    return _search(model, s0, cfg, starts, extra_starts, refine=False)
+
+
+@register("refine", "an elite plan optimised for this state in a trust region around it")
+def refine(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+           generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
+           extra_starts: Tensor | None = None, **_: object) -> Tensor:
+    # One drawn elite plan per state: the argmax over elite plans is fragile.
+    starts = _elite_draw(model, bank, cfg.elite_episodes, s0.shape[0], generator)[:, None]
+    return _search(model, s0, cfg, starts, extra_starts, refine=True)
+
+
+@register("guided", "LPT's posterior p(z0 | y*) by Langevin, y* = target_return")
+def guided(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+           generator: torch.Generator | None = None, *, target_return: Tensor | float | None = None,
+           **_: object) -> Tensor:
+    y = target_return if target_return is not None else cfg.target_return
+    if y is None:
+        raise ValueError(
+            "guided planning needs a target return y*: pass target_return= or set "
+            "InferenceConfig.target_return (raw units, e.g. the dataset's best return)"
+        )
+    return sample_conditioned(model, s0, y, cfg.langevin_steps, cfg.langevin_step_size, generator,
+                              guidance=cfg.guidance, noise=cfg.langevin_noise)
+
+
+@register("random", "a plan drawn from the prior N(0, I), no search")
+def random(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+           generator: torch.Generator | None = None, **_: object) -> Tensor:
+    return model.sample_z0(s0.shape[0], generator)
+
+
+@register("elite", "a plan of one of the elite_episodes best training episodes, no search")
+def elite(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+          generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
+          **_: object) -> Tensor:
+    return _elite_draw(model, bank, cfg.elite_episodes, s0.shape[0], generator)
+
+
+def plan(
+    model: GACModel,
+    s0: Tensor,
+    cfg: InferenceConfig,
+    generator: torch.Generator | None = None,
+    target_return: Tensor | float | None = None,
+    extra_starts: Tensor | None = None,
+    bank: PlanBank | None = None,
+) -> Tensor:
+    """A plan z0 (B, n_latent, d) for each raw initial observation in s0 (B, obs_dim), chosen
+    by the mode ``cfg.mode``.
+
+    ``target_return`` (raw units) overrides ``cfg.target_return`` in guided mode.
+    ``extra_starts`` (M, n_latent, d), exploit and refine modes: starts tried for every state on
+    top of the mode's own (e.g. posterior chains of the best trajectories); in refine, each is
+    the centre of its own trust region. ``bank``: the training episodes' plans (elite, refine).
+    """
+    return get_mode(cfg.mode).fn(model, s0, cfg, generator, bank=bank,
+                                 target_return=target_return, extra_starts=extra_starts)
+
+
+def make_planner(model: GACModel, cfg: InferenceConfig, bank: PlanBank | None = None,
+                 target_return: Tensor | float | None = None) -> Planner:
+    """``plan`` with everything but the states and the generator fixed."""
+    get_mode(cfg.mode)  # an unknown mode fails now, not at the first episode
+
+    def planner(s0: Tensor, generator: torch.Generator) -> Tensor:
+        return plan(model, s0, cfg, generator, target_return=target_return, bank=bank)
+
+    return planner
