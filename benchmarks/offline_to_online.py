@@ -42,6 +42,7 @@ def offline_checkpoint(task: str, seed: int, root: Path) -> Path:
 def finetune(ckpt: Path, run_dir: Path, sets: list[str]) -> dict:
     online = make_online(ckpt, run_dir, sets, resume=True, progress=False)
     records = online.run(progress=False, log=lambda *_: None)
+    online.close()
     # The stages' own logged times: right for a run resumed or already finished as well.
     return {"offline": records[0]["score"], "final": records[-1]["score"],
             "steps": records[-1]["env_steps"], "wall": sum(r["wall_s"] for r in records),

@@ -302,24 +302,13 @@ def finetune_cmd(
 
 def _run_online(online, run_dir: Path) -> list[dict[str, float]]:
     """Run (or resume) the online stages; write report.md and online.png; print the table."""
-    from gac.evaluation.plots import online_curves
-    from gac.evaluation.report import online_table
+    from gac.runs import run_online
 
     c = online.cfg
     typer.echo(f"fine-tuning {online.trainer.cfg.task}: {c.env_steps} env steps in {c.stages} "
                f"stages, Δy {'auto' if c.delta_y is None else c.delta_y}, "
                f"exploration {'on' if c.exploration else 'off'}; run dir {run_dir}")
-    records = online.run(log=typer.echo)
-    store = online.trainer.store
-    by_stage, first = [], online.n_offline
-    for r in records[1:]:
-        n = int(r["collected_episodes"])
-        by_stage.append(store.returns[first:first + n])
-        first += n
-    table = online_table(records)
-    (run_dir / "report.md").write_text(f"## {online.trainer.cfg.task}: offline-to-online\n\n"
-                                       f"{table}\n")
-    online_curves(records, by_stage, run_dir / "online.png", title=online.trainer.cfg.task)
+    records, table = run_online(online, online.trainer.cfg.task, log=typer.echo)
     typer.echo(table)
     typer.echo(f"report: {run_dir / 'report.md'}, plots: {run_dir / 'online.png'}")
     return records

@@ -5,6 +5,7 @@ The CLI and the benchmarks call these; they wire data, model, training and evalu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,11 +17,13 @@ from gac.data.datasets import resolve_dataset
 from gac.data.segments import resegment
 from gac.data.store import TrajectoryStore
 from gac.evaluation.evaluate import EvalResult, evaluate
+from gac.evaluation.report import online_table
 from gac.inference import PlanBank, get_mode
 from gac.model import GACModel
 from gac.tasks import check_dims, get_task
 from gac.train.checkpoint import CheckpointError, load_checkpoint
 from gac.train.offline import Trainer, write_config
+from gac.train.online import OnlineRun
 
 
 def load_data(dataset: str, task: str | None = None, seed: int = 0, progress: bool = True
@@ -52,10 +55,7 @@ def make_trainer(dataset: str, run_dir: str | Path, task: str | None = None, see
     get_mode(cfg.inference.mode)  # fail now, not at the first evaluation
     store = resegment(store, cfg.data.segments, get_task(task_name).horizon)
     run_dir = Path(run_dir)
-    ckpt = run_dir / "checkpoint.pt"
-    if ckpt.exists() and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
-                              f"choose another --run-dir")
+    ckpt = checkpoint_path(run_dir, resume)
     scale = cfg.train.return_scale or get_task(task_name).return_scale
     trainer = Trainer(cfg, store, run_dir, return_scale=scale)
     if resume and ckpt.exists():
@@ -131,11 +131,19 @@ def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] |
                     n_envs=n_envs, target_return=target, progress=progress, bank=bank)
 
 
-def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str] | None = None,
-                resume: bool = False, progress: bool = True):
-    """An offline-to-online run continuing the offline model in ``checkpoint``."""
-    from gac.train.online import OnlineRun
+def checkpoint_path(run_dir: Path, resume: bool) -> Path:
+    """``run_dir``'s checkpoint; a directory that already holds a run is refused unless the
+    run is to be resumed."""
+    ckpt = run_dir / "checkpoint.pt"
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
+                              f"choose another --run-dir")
+    return ckpt
 
+
+def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str] | None = None,
+                resume: bool = False, progress: bool = True) -> OnlineRun:
+    """An offline-to-online run continuing the offline model in ``checkpoint``."""
     state = load_checkpoint(checkpoint)
     cfg = apply_overrides(RunConfig.from_dict(state["config"]), overrides or [])
     get_mode(cfg.inference.mode)
@@ -147,10 +155,7 @@ def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str
     store, task_name = load_data(source, cfg.task, progress=progress)
     store = resegment(store, cfg.data.segments, get_task(task_name).horizon)
     run_dir = Path(run_dir)
-    ckpt = run_dir / "checkpoint.pt"
-    if ckpt.exists() and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or "
-                              f"choose another --run-dir")
+    ckpt = checkpoint_path(run_dir, resume)
     trainer = Trainer(cfg, store, run_dir, return_scale=1.0)  # scale comes with the weights
     trainer.load(checkpoint)
     online = OnlineRun(trainer, get_task(task_name), run_dir, reference_returns(meta, task_name))
@@ -158,3 +163,25 @@ def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str
         online.load(ckpt)
     write_config(cfg, run_dir)
     return online
+
+
+def run_online(online: OnlineRun, title: str, progress: bool = True,
+               log: Callable[[str], None] = print) -> tuple[list[dict[str, float]], str]:
+    """Run (or resume) the online stages, then release the collector and write the report
+    (``report.md``, the stage table under ``title``) and ``online.png`` in the run directory.
+    Returns the stage records and the table."""
+    from gac.evaluation.plots import online_curves
+
+    try:
+        records = online.run(progress=progress, log=log)
+    finally:
+        online.close()
+    store, first, by_stage = online.trainer.store, online.n_offline, []
+    for r in records[1:]:  # the returns collected in each stage
+        n = int(r["collected_episodes"])
+        by_stage.append(store.returns[first:first + n])
+        first += n
+    table = online_table(records)
+    (online.run_dir / "report.md").write_text(f"## {title}: offline-to-online\n\n{table}\n")
+    online_curves(records, by_stage, online.run_dir / "online.png", title=title)
+    return records, table

@@ -154,3 +154,17 @@ def test_obs_stats(store):
     mean, std = store.obs_stats()
     np.testing.assert_allclose(mean, store.observations.mean(0), rtol=1e-5)
     assert (std > 0).all() and mean.dtype == np.float32
+
+
+def test_the_tail_of_added_episodes_round_trips(store):
+    n = store.num_episodes
+    assert store.tail(n) is None
+    added = [episode(7, 9, with_rewards=False, terminal=True), episode(8, 4, with_rewards=False)]
+    store.append(added)
+    tail = store.tail(n)
+    assert tail["starts"].tolist() == [0, 9] and len(tail["actions"]) == 13
+    back = TrajectoryStore.episodes_from_tail(tail)
+    assert [len(e) for e in back] == [9, 4] and [e.terminal for e in back] == [True, False]
+    for e, a in zip(back, added, strict=True):
+        np.testing.assert_array_equal(e.observations, a.observations)
+        assert e.rewards is None and e.ret == pytest.approx(a.ret)

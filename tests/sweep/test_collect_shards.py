@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gac.train.online import split_group
+from gac.collectors import split_group
 
 
 @pytest.mark.parametrize("n, shards, explore", [(16, 2, 16), (5, 3, 4), (3, 8, 1), (7, 1, 0), (1, 2, 1)])

@@ -13,7 +13,6 @@ from sweep_helpers import EVAL, TINY_ONLINE, tiny_spec
 from gac.config import apply_overrides, preset
 from gac.data.hdf5 import load_hdf5
 from gac.runs import make_trainer
-from gac.sweep.ray_collect import close_collector
 from gac.sweep.runner import STATUS, prepare, run_sweep, write_json
 from gac.sweep.spec import parse_spec
 from gac.tasks import get_task
@@ -94,7 +93,7 @@ def test_remote_collection_gives_the_episodes_of_local_collection(tiny_maze_path
     remote = make_run(tiny_maze_path, tmp_path / "remote", "ray", mode)
     for run in (local, remote):
         run.run(progress=False, log=quiet)
-    close_collector(remote)  # its actors' CPUs are free for the next test
+    remote.close()  # its actors' CPUs are free for the next test
     a, b = local.trainer.store, remote.trainer.store
     assert b.num_episodes == a.num_episodes == local.n_offline + 10
     np.testing.assert_array_equal(a.observations, b.observations)

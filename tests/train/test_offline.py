@@ -148,3 +148,25 @@ def test_checkpoints_carry_the_plans_of_the_training_episodes(store, tmp_path):
     assert bank is None
     with pytest.raises(ValueError, match="older checkpoints do not: retrain"):
         plan(model, torch.zeros(2, store.obs_dim), replace(cfg.inference, mode="elite"), bank=bank)
+
+
+def test_added_episodes_get_chains_and_their_share_of_the_steps(tiny_maze_path):
+    t = make(load_hdf5(tiny_maze_path))
+    n, offline_steps = t.store.num_episodes, t.store.num_steps
+    new = [t.store.episode(i) for i in range(3)]
+    t.add_episodes(new)
+    assert len(t.chains) == t.store.num_episodes == n + 3 and t.episode_weights is None
+    t.add_episodes(new[:1], share=0.5)
+    w = t.episode_weights
+    assert np.all(w[:n] == 1.0)
+    # Weighted by length, the added episodes make up half of the trained steps.
+    assert (w[n:] * t.store.lengths[n:]).sum() == pytest.approx(offline_steps)
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        t.add_episodes(new[:1], share=1.0)
+
+
+def test_the_checkpoint_hook_replaces_the_default_checkpoint(store, tmp_path):
+    t = make(store, tmp_path / "run")
+    calls = []
+    t.train(steps=6, progress=False, on_checkpoint=lambda: calls.append(t.step))
+    assert calls == [3, 6] and not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -142,6 +142,26 @@ class TrajectoryStore:
         return Episode(self.observations[a:b], self.actions[a:b], rewards,
                        bool(self.terminals[b - 1]), float(self.returns[i]))
 
+    def tail(self, first: int) -> dict[str, np.ndarray] | None:
+        """The episodes from index ``first`` on as flat arrays (``starts`` relative to the
+        first of them), or None when there are none: how a checkpoint carries the episodes an
+        online run added. ``episodes_from_tail`` turns them back into episodes."""
+        if self.num_episodes <= first:
+            return None
+        a = int(self.starts[first])
+        return {"observations": self.observations[a:], "actions": self.actions[a:],
+                "starts": self.starts[first:] - a, "returns": self.returns[first:],
+                "terminals": self.terminals[a:], "timeouts": self.timeouts[a:]}
+
+    @staticmethod
+    def episodes_from_tail(arrays: dict[str, np.ndarray]) -> list[Episode]:
+        """The episodes of ``tail``'s arrays, labelled with their returns only."""
+        starts = arrays["starts"]
+        ends = np.append(starts[1:], len(arrays["actions"]))
+        return [Episode(arrays["observations"][a:b], arrays["actions"][a:b], None,
+                        bool(arrays["terminals"][b - 1]), float(r))
+                for a, b, r in zip(starts, ends, arrays["returns"], strict=True)]
+
     def subset(self, idx: np.ndarray | list[int]) -> TrajectoryStore:
         return TrajectoryStore.from_episodes([self.episode(int(i)) for i in idx], self.metadata)
 

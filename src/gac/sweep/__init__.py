@@ -2,8 +2,8 @@
 after another in this process or in parallel on Ray, and aggregated across seeds.
 
 ``spec`` reads and expands a sweep file, ``runner`` runs its trials (resumable, one directory
-each), ``report`` aggregates finished trials, ``ray_collect`` plays online episodes on Ray
-actors. Nothing here imports Ray until a Ray path is taken: Ray is the optional ``ray`` extra.
+each), ``report`` aggregates finished trials. Nothing here imports Ray until a Ray path is
+taken: Ray is the optional ``ray`` extra.
 """
 
 from gac.sweep.spec import SpecError, SweepSpec, Trial, expand, load_spec

@@ -136,27 +136,13 @@ def _run_train(trial: dict[str, Any], d: Path) -> dict[str, Any]:
 
 
 def _run_finetune(trial: dict[str, Any], d: Path) -> dict[str, Any]:
-    from gac.evaluation.plots import online_curves
-    from gac.evaluation.report import online_table
-    from gac.runs import make_online
+    from gac.runs import make_online, run_online
 
     online = make_online(trial["checkpoint_path"], d,
                          [f"train.seed={trial['seed']}", *trial["overrides"]], resume=True,
                          progress=False)
-    try:
-        records = online.run(progress=False, log=lambda msg: print(msg, flush=True))
-    finally:
-        if online.cfg.collector == "ray":
-            from gac.sweep.ray_collect import close_collector
-
-            close_collector(online)
-    store, first, by_stage = online.trainer.store, online.n_offline, []
-    for r in records[1:]:
-        n = int(r["collected_episodes"])
-        by_stage.append(store.returns[first:first + n])
-        first += n
-    (d / "report.md").write_text(f"## {trial['id']}: offline-to-online\n\n{online_table(records)}\n")
-    online_curves(records, by_stage, d / "online.png", title=trial["id"])
+    records, _ = run_online(online, trial["id"], progress=False,
+                            log=lambda msg: print(msg, flush=True))
     result = _final_eval(d, trial["eval"])
     return {**result, "offline_score": records[0]["score"], "online_score": records[-1]["score"],
             "gain": records[-1]["score"] - records[0]["score"],

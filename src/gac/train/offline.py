@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from gac.config import RunConfig
-from gac.data.store import DataError, TrajectoryStore
+from gac.data.store import DataError, Episode, TrajectoryStore
 from gac.inference import PlanBank, sample_posterior
 from gac.model import GACModel
 from gac.train.chains import PosteriorChains
@@ -80,15 +81,31 @@ class Trainer:
         self.burn_in = t.burn_in if t.burn_in is not None else self.model.receptive_field
         self.step = 0
         self.history: list[dict[str, float]] = []
-        self.episode_weights: np.ndarray | None = None  # sampling weights (online mixing)
-        # What a periodic checkpoint writes; the online loop swaps in its own (bigger) state.
-        self.checkpoint_fn = lambda: self.save(self.run_dir / "checkpoint.pt")
+        self.n_initial = store.num_episodes  # episodes after it were added by add_episodes
+        self.episode_weights: np.ndarray | None = None  # sampling weights (None: by length)
 
     @property
     def plan_bank(self) -> PlanBank:
         """The training episodes' plans (the chains, by reference) and returns: what the elite
         and refine modes draw from."""
         return PlanBank(self.chains.z, self.store.returns)
+
+    def add_episodes(self, episodes: list[Episode], share: float | None = None) -> None:
+        """Append episodes to the store, each with a fresh chain (from the prior).
+
+        ``share``: the share of trained steps drawn from all the episodes added so far, the
+        offline/online mixing ratio (None: in proportion to their steps, no reweighting)."""
+        self.store.append(episodes)
+        self.chains.grow(len(episodes), self.gen)
+        self.episode_weights = None
+        n = self.n_initial
+        if share is not None and self.store.num_episodes > n:
+            if not 0 < share < 1:
+                raise ValueError(f"the share of added episodes must be in (0, 1), got {share}")
+            lengths = self.store.lengths.astype(np.float64)
+            weights = np.ones(self.store.num_episodes)
+            weights[n:] = share / (1 - share) * lengths[:n].sum() / lengths[n:].sum()
+            self.episode_weights = weights
 
     def _lr_factor(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 10% of the peak."""
@@ -143,13 +160,19 @@ class Trainer:
         }
 
     # ----------------------------------------------------------------- the loop
-    def train(self, steps: int | None = None, progress: bool = True,
-              on_eval: Any = None) -> list[dict[str, float]]:
+    def train(self, steps: int | None = None, progress: bool = True, on_eval: Any = None,
+              on_checkpoint: Callable[[], Any] | None = None) -> list[dict[str, float]]:
         """Run until ``steps`` total updates (default: the config's), logging and checkpointing.
 
         ``on_eval(trainer) -> dict`` is called every ``train.eval_every`` steps and at the end;
-        its numbers are logged with the step.
+        its numbers are logged with the step. ``on_checkpoint()`` writes the periodic
+        checkpoints (default: this trainer's state to ``RUN_DIR/checkpoint.pt``; an online run
+        writes its own, bigger state).
         """
+        if on_checkpoint is None:
+            def on_checkpoint() -> None:
+                self.save(self.run_dir / "checkpoint.pt")
+
         t = self.cfg.train
         total = steps if steps is not None else t.steps
         logger = _Logger(self.run_dir) if self.run_dir else None
@@ -172,7 +195,7 @@ class Trainer:
                 if logger:
                     logger.log(row)
             if self.run_dir and (self.step % t.checkpoint_every == 0 or last):
-                self.checkpoint_fn()
+                on_checkpoint()
         bar.close()
         if logger:
             logger.close()

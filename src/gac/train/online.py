@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from gac.collectors import Collector, make_collector, split_group
 from gac.config import OnlineConfig
 from gac.data.store import Episode, TrajectoryStore
 from gac.evaluation.evaluate import evaluate
-from gac.inference import Planner, exploration_planner
-from gac.rollout import make_envs, rollout
 from gac.train.checkpoint import load_checkpoint, save_checkpoint
 from gac.train.offline import Trainer
 
@@ -72,20 +71,12 @@ def reference_return(store: TrajectoryStore, n_offline: int, quantile: float) ->
     return float(np.quantile(pool, quantile)), pool
 
 
-def split_group(n: int, shards: int, n_explore: int) -> list[tuple[int, int, int]]:
-    """(first episode, episodes, explorers) of each shard of a group of ``n`` episodes whose
-    first ``n_explore`` explore: contiguous shards whose sizes differ by at most one."""
-    k = max(1, min(shards, n))
-    bounds = [n * i // k for i in range(k + 1)]
-    return [(a, b - a, min(max(n_explore - a, 0), b - a))
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
 class OnlineRun:
     """Stages of collection -> store -> refit -> evaluation, resumable at any point."""
 
     def __init__(self, trainer: Trainer, task: Any, run_dir: str | Path,
-                 ref: tuple[float, float] | None):
+                 ref: tuple[float, float] | None, collector: Collector | None = None):
+        """``collector`` plays the episodes (default: the one ``online.collector`` names)."""
         self.trainer = trainer
         self.cfg: OnlineConfig = trainer.cfg.online
         if self.cfg.online_share is not None and not 0 < self.cfg.online_share < 1:
@@ -103,8 +94,7 @@ class OnlineRun:
         self.refit_until: int | None = None  # update count that ends the current refit
         self.last_targets = (float("nan"), float("nan"))  # (y_ref, y+) of the latest group
         self.records: list[dict[str, float]] = []
-        self.envs = make_envs(task.make_env, self.cfg.n_envs)
-        trainer.checkpoint_fn = self.save  # periodic checkpoints during refits keep online state
+        self.collector = collector or make_collector(task, self.cfg, trainer.cfg.model)
 
     @property
     def stage_budget(self) -> int:
@@ -116,54 +106,29 @@ class OnlineRun:
         return sum(int(r.get("collected_steps", 0)) for r in self.records) + self.stage_steps
 
     # ----------------------------------------------------------------- one stage's parts
-    def _planner(self, y_plus: float, n_explore: int) -> Planner:
-        return exploration_planner(self.trainer.model, self.trainer.cfg.inference, self.cfg,
-                                   y_plus, n_explore, self.trainer.plan_bank)
-
     def collect_group(self) -> list[Episode]:
         """One group of episodes (at most one per environment, within the stage budget)."""
         store = self.trainer.store
         y_ref, pool = reference_return(store, self.n_offline, self.cfg.ref_quantile)
         y_plus = y_ref + self.rule.delta(pool)
         remaining = self.stage_budget - self.stage_steps
-        n = max(1, min(len(self.envs), math.ceil(remaining / self.task.horizon)))
+        n = max(1, min(self.cfg.n_envs, math.ceil(remaining / self.task.horizon)))
         n_explore = round(self.cfg.explore_share * n) if self.cfg.exploration else 0
         seed = 1_000_003 * (self.trainer.cfg.train.seed + 1) + 7919 * self.stage + self.stage_steps
         shards = split_group(n, self.cfg.collect_shards, n_explore)
-        if self.cfg.collector == "ray":  # the same shards, played in parallel on Ray actors
-            from gac.sweep.ray_collect import collect_remote
-
-            outs = collect_remote(self, shards, seed, y_plus)
-        elif self.cfg.collector == "local":
-            outs = [rollout(self.trainer.model, self.envs[:size], self.task.horizon, size,
-                            seed=seed + first, planner=self._planner(y_plus, k), record=True)
-                    for first, size, k in shards]
-        else:
-            raise ValueError(f"online.collector={self.cfg.collector!r}: expected local or ray")
+        outs = self.collector.collect(self.trainer.model, self.trainer.plan_bank,
+                                      self.trainer.cfg.inference, self.cfg, y_plus, seed, shards)
         returns = np.concatenate([o["returns"] for o in outs])
         self.stage_explore += [float(r) for r in returns[:n_explore]]
         self.last_targets = (y_ref, y_plus)
         return [e for o in outs for e in o["episodes"]]
 
     def add(self, episodes: list[Episode]) -> None:
-        self.trainer.store.append(episodes)
-        self.trainer.chains.grow(len(episodes), self.trainer.gen)
-        self._reweight()
+        """Collected episodes join the training data, with ``online.online_share`` of the
+        trained steps."""
+        self.trainer.add_episodes(episodes, share=self.cfg.online_share)
         self.stage_steps += sum(len(e) for e in episodes)
         self.stage_episodes += len(episodes)
-
-    def _reweight(self) -> None:
-        """Sampling weights giving online episodes ``online_share`` of the trained steps."""
-        share = self.cfg.online_share
-        store = self.trainer.store
-        if share is None or store.num_episodes == self.n_offline:
-            self.trainer.episode_weights = None
-            return
-        lengths = store.lengths.astype(np.float64)
-        offline, online = lengths[:self.n_offline].sum(), lengths[self.n_offline:].sum()
-        weights = np.ones(store.num_episodes)
-        weights[self.n_offline:] = share / (1 - share) * offline / online
-        self.trainer.episode_weights = weights
 
     def evaluate(self, seed: int = 0) -> dict[str, float]:
         icfg = self.trainer.cfg.inference
@@ -192,7 +157,9 @@ class OnlineRun:
             if self.phase == "refit":
                 if self.refit_until is None:
                     self.refit_until = self.trainer.step + self.cfg.updates_per_stage
-                self.trainer.train(steps=self.refit_until, progress=progress)
+                # Periodic checkpoints during the refit keep the online state.
+                self.trainer.train(steps=self.refit_until, progress=progress,
+                                   on_checkpoint=self.save)
                 self.phase = "evaluate"
                 self.save()
             y_ref, y_plus = self.last_targets
@@ -217,16 +184,14 @@ class OnlineRun:
             self.save()
         return self.records
 
+    def close(self) -> None:
+        """Release the collector's environments (and Ray actors, with their CPUs)."""
+        self.collector.close()
+
     # ----------------------------------------------------------------- state
     def save(self) -> None:
-        store, n = self.trainer.store, self.n_offline
-        episodes = None
-        if store.num_episodes > n:  # the online episodes: the tail of the flat arrays
-            first = int(store.starts[n])
-            episodes = {"observations": store.observations[first:],
-                        "actions": store.actions[first:], "starts": store.starts[n:] - first,
-                        "returns": store.returns[n:], "terminals": store.terminals[first:],
-                        "timeouts": store.timeouts[first:]}
+        n = self.n_offline
+        episodes = self.trainer.store.tail(n)  # the online episodes
         state = self.trainer.state()
         state["online"] = {
             "stage": self.stage, "stage_steps": self.stage_steps, "phase": self.phase,
@@ -244,13 +209,9 @@ class OnlineRun:
             raise ValueError(f"{path}: not an online run's checkpoint")
         eps = online["episodes"]
         if eps is not None and self.trainer.store.num_episodes == self.n_offline:
-            ends = np.append(eps["starts"][1:], len(eps["actions"]))
-            self.trainer.store.append([
-                Episode(eps["observations"][a:b], eps["actions"][a:b], None,
-                        bool(eps["terminals"][b - 1]), float(r))
-                for a, b, r in zip(eps["starts"], ends, eps["returns"], strict=True)])
+            self.trainer.add_episodes(TrajectoryStore.episodes_from_tail(eps),
+                                      share=self.cfg.online_share)
         self.trainer.load(path)  # model, optimiser, chains (grown), RNGs, step
-        self._reweight()
         self.stage, self.stage_steps = online["stage"], online["stage_steps"]
         self.stage_episodes = online["stage_episodes"]
         self.phase, self.stage_explore = online["phase"], list(online["stage_explore"])
