@@ -9,7 +9,7 @@ from gac.inference import MODES
 
 
 def test_a_config_saved_with_the_old_inference_names_loads_into_the_new_ones():
-    old = preset("pointmaze-umaze").to_dict()
+    old = preset("pointmaze-umaze-goal").to_dict()
     inference = old["inference"]
     for name in ("ascent_steps", "ascent_lr", "langevin_steps", "langevin_step_size",
                  "langevin_noise"):
@@ -26,7 +26,7 @@ def test_a_config_saved_with_the_old_inference_names_loads_into_the_new_ones():
 
 
 def test_old_names_are_refused_as_overrides_with_the_new_ones():
-    cfg = preset("pointmaze-umaze")
+    cfg = preset("pointmaze-umaze-goal")
     with pytest.raises(ValueError, match="inference.ascent_steps or inference.langevin_steps"):
         apply_overrides(cfg, ["inference.n_steps=2"])
     with pytest.raises(ValueError, match="inference.ascent_lr or inference.langevin_step_size"):
