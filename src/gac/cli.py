@@ -43,14 +43,18 @@ def behaviour_train(
     out_dir: Annotated[Path | None, typer.Option(help="Training folder (default: the cache).")] = None,
     max_minutes: Annotated[float | None, typer.Option(
         help="Stop at the first snapshot after this long; run again to continue.")] = None,
+    algo: Annotated[str, typer.Option(help="Training algorithm (only ppo is implemented).")] = "ppo",
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in the training folder; --no-resume refuses a folder that holds "
+             "one.")] = True,
 ) -> None:
     """Train (or continue) a PPO behaviour policy with periodic snapshots; resumable."""
-    from gac.data.behaviour import train_behaviour
+    from gac.data.behaviour.ppo import train_behaviour
 
     try:
-        train_behaviour(body, budget=budget, seed=seed, out_dir=out_dir, max_minutes=max_minutes,
-                        log=typer.echo)
-    except (ImportError, ValueError, KeyError) as exc:
+        train_behaviour(body, algo=algo, budget=budget, seed=seed, out_dir=out_dir, resume=resume,
+                        max_minutes=max_minutes, log=typer.echo)
+    except (ImportError, ValueError, KeyError, FileExistsError) as exc:
         _fail(str(exc))
 
 
@@ -59,13 +63,23 @@ def behaviour_export(
     body: Annotated[str, typer.Argument(help="hopper, walker2d or halfcheetah.")],
     train_dir: Annotated[Path | None, typer.Option(help="Training folder (default: the cache).")] = None,
     root: Annotated[Path | None, typer.Option(help="Policies folder (default: policies/).")] = None,
+    medium_fraction: Annotated[float | None, typer.Option(
+        help="Medium: the first snapshot this far from R_random to R_expert (default: 1/3, "
+             "D4RL's).")] = None,
+    reference_episodes: Annotated[int, typer.Option(
+        help="Episodes per reference return.")] = 100,
+    expert_candidates: Annotated[int, typer.Option(
+        help="Expert: the best of this many last snapshots.")] = 5,
 ) -> None:
     """Pick the medium and expert snapshots, measure reference returns, and write the numpy
     policies that `gac data make` uses."""
-    from gac.data.behaviour import export_policies
+    from gac.data.behaviour.ppo import MEDIUM_FRACTION, export_policies
 
     try:
-        export_policies(body, train_dir=train_dir, root=root, log=typer.echo)
+        export_policies(body, train_dir=train_dir, root=root,
+                        medium_fraction=MEDIUM_FRACTION if medium_fraction is None else medium_fraction,
+                        reference_episodes=reference_episodes, expert_candidates=expert_candidates,
+                        log=typer.echo)
     except (ImportError, ValueError, KeyError, FileNotFoundError) as exc:
         _fail(str(exc))
 

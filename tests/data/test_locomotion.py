@@ -175,7 +175,7 @@ def test_train_resume_export_and_exact_replay(tmp_path):
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from gac.data.behaviour import export_policies, train_behaviour
+    from gac.data.behaviour.ppo import export_policies, train_behaviour
     from gac.tasks.locomotion import make_mujoco_env
 
     tiny = {"n_steps": 64, "batch_size": 64, "n_epochs": 1, "snapshot_every": 128,

@@ -1,6 +1,6 @@
-"""Behaviour policies for the locomotion datasets: trained online with Stable-Baselines3 PPO,
-snapshotted along the way, and exported as plain numpy MLPs so that making datasets needs
-neither SB3 nor a GPU.
+"""Training the locomotion behaviour policies: online with Stable-Baselines3 PPO, snapshotted
+along the way, and exported as plain numpy MLPs (``gac.data.behaviour.actor``) into the policy
+store (``gac.data.behaviour.store``) so that making datasets needs neither SB3 nor a GPU.
 
 Why PPO: on this project's 2-core machine SB3's SAC runs about 55 env steps/s (1M steps = 5 h
 per body), PPO 650-2,000 depending on the machine's load (1M steps in 10-25 min), and PPO with
@@ -17,130 +17,33 @@ Training folder (resumable: a killed run continues from its last snapshot)::
 
 ``export_policies`` then picks the expert (the best of the last few snapshots) and the medium
 policy (the first snapshot at a third of the expert's normalised score, as D4RL defined medium),
-measures the reference returns, and writes ``policies/{body}/manifest.json`` + ``actors.npz``: every snapshot
-up to the medium one (to regenerate medium-replay) and the expert.
+measures the reference returns, and writes ``policies/{body}/manifest.json`` + ``actors.npz``:
+every snapshot up to the medium one (to regenerate medium-replay) and the expert.
 
-Usage: ``python -m gac.data.behaviour train hopper --budget 1000000 --max-minutes 25`` then
-``python -m gac.data.behaviour export hopper --train-dir DIR``.
+Usage: ``gac behaviour train hopper --budget 1000000 --max-minutes 25`` then
+``gac behaviour export hopper --train-dir DIR``.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gac.data.behaviour.actor import PlainActor, Policy, export_actor, run_episode
+from gac.data.behaviour.store import policies_dir
 from gac.paths import cache_dir
-from gac.tasks.locomotion import BODIES, HORIZON, LocomotionEnv, env_id
+from gac.tasks.locomotion import BODIES, LocomotionEnv, env_id
 
 MEDIUM_FRACTION = 1 / 3  # D4RL: medium = a policy at about a third of the expert's return
-
-
-# ----------------------------------------------------------------------------- plain actor
-@dataclass
-class PlainActor:
-    """An SB3 PPO actor in numpy: VecNormalize's observation scaling, an MLP for the Gaussian
-    mean, a state-independent log std; actions are clipped to the box, as SB3 does."""
-
-    weights: list[np.ndarray]  # (in, out) per layer, the last one is the action head
-    biases: list[np.ndarray]
-    log_std: np.ndarray
-    obs_mean: np.ndarray
-    obs_var: np.ndarray
-    clip_obs: float = 10.0
-    epsilon: float = 1e-8
-    activation: str = "tanh"
-    action_low: float = -1.0
-    action_high: float = 1.0
-
-    def mean(self, obs: np.ndarray) -> np.ndarray:
-        x = np.clip((np.asarray(obs, np.float64) - self.obs_mean) / np.sqrt(self.obs_var + self.epsilon),
-                    -self.clip_obs, self.clip_obs)
-        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            x = x @ w + b
-            x = np.tanh(x) if self.activation == "tanh" else np.maximum(x, 0.0)
-        return x @ self.weights[-1] + self.biases[-1]
-
-    def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        """The policy's own stochastic action with ``rng``, its mean action without."""
-        mu = self.mean(obs)
-        if rng is not None:
-            mu = mu + np.exp(self.log_std) * rng.standard_normal(mu.shape)
-        return np.clip(mu, self.action_low, self.action_high)
-
-    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        out = {f"{prefix}w{i}": w for i, w in enumerate(self.weights)}
-        out.update({f"{prefix}b{i}": b for i, b in enumerate(self.biases)})
-        out.update({f"{prefix}log_std": self.log_std, f"{prefix}obs_mean": self.obs_mean,
-                    f"{prefix}obs_var": self.obs_var,
-                    f"{prefix}scalars": np.array([self.clip_obs, self.epsilon, self.action_low,
-                                                  self.action_high]),
-                    f"{prefix}activation": np.array(self.activation)})
-        return out
-
-    @classmethod
-    def from_arrays(cls, arrays: Any, prefix: str = "") -> PlainActor:
-        n = sum(1 for k in arrays if k.startswith(f"{prefix}w") and k[len(prefix) + 1:].isdigit())
-        if n == 0:
-            raise KeyError(f"no actor weights under prefix {prefix!r}")
-        clip_obs, eps, low, high = (float(v) for v in arrays[f"{prefix}scalars"])
-        return cls([np.asarray(arrays[f"{prefix}w{i}"]) for i in range(n)],
-                   [np.asarray(arrays[f"{prefix}b{i}"]) for i in range(n)],
-                   np.asarray(arrays[f"{prefix}log_std"]), np.asarray(arrays[f"{prefix}obs_mean"]),
-                   np.asarray(arrays[f"{prefix}obs_var"]), clip_obs, eps,
-                   str(arrays[f"{prefix}activation"]), low, high)
-
-
-def export_actor(model: Any, venv: Any) -> PlainActor:
-    """The PlainActor of an SB3 PPO model trained on a VecNormalize env."""
-    import torch
-
-    policy = model.policy
-    linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, torch.nn.Linear)]
-    linears.append(policy.action_net)
-    act = policy.activation_fn.__name__.lower()
-    if act not in ("tanh", "relu"):
-        raise ValueError(f"unsupported activation {act}")
-    low, high = float(venv.action_space.low[0]), float(venv.action_space.high[0])
-    return PlainActor(
-        [m.weight.detach().cpu().numpy().T.astype(np.float32) for m in linears],
-        [m.bias.detach().cpu().numpy().astype(np.float32) for m in linears],
-        policy.log_std.detach().cpu().numpy().astype(np.float32),
-        venv.obs_rms.mean.astype(np.float64), venv.obs_rms.var.astype(np.float64),
-        float(venv.clip_obs), float(venv.epsilon), act, low, high)
-
-
-Policy = Callable[[np.ndarray], np.ndarray]
-
-
-def run_episode(env: LocomotionEnv, policy: Policy, seed: int | None,
-                horizon: int = HORIZON) -> dict[str, np.ndarray | float | bool]:
-    """One episode: observations, actions, rewards, whether it ended by a true termination."""
-    obs = env.reset(seed=seed)
-    observations, actions, rewards = [], [], []
-    terminated = False
-    for _ in range(horizon):
-        action = np.asarray(policy(obs), dtype=np.float32)
-        observations.append(obs)
-        actions.append(action)
-        obs, reward, terminated, _, _ = env.step(action)
-        rewards.append(reward)
-        if terminated:
-            break
-    return {"observations": np.array(observations, np.float32),
-            "actions": np.array(actions, np.float32),
-            "rewards": np.array(rewards, np.float32), "terminal": bool(terminated),
-            "ret": float(np.sum(rewards, dtype=np.float64))}
 
 
 def evaluate_policy(env_id_: str, policy: Policy | None, episodes: int, seed: int,
@@ -301,8 +204,9 @@ def train_behaviour(body: str, algo: str = "ppo", budget: int | None = None, see
     for sub in ("checkpoint", "actors", "rollouts"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     state["config"] = asdict(cfg)
-    command = " ".join(["python -m gac.data.behaviour", *sys.argv[1:]]) \
-        if sys.argv and sys.argv[0].endswith("behaviour.py") else None
+    # What made the run, when it was `gac behaviour train ...` (not a call from Python).
+    command = " ".join(["gac", *sys.argv[1:]]) \
+        if sys.argv and Path(sys.argv[0]).name == "gac" else None
     state.setdefault("command", command)  # the first session's: what made the run
 
     import gymnasium as gym
@@ -377,72 +281,6 @@ def train_behaviour(body: str, algo: str = "ppo", budget: int | None = None, see
     venv.close()
     return state
 
-
-# ----------------------------------------------------------------------------- the policy store
-def policies_dir() -> Path:
-    """``$GAC_POLICIES``, else ``policies/`` at the root of the gac checkout."""
-    if os.environ.get("GAC_POLICIES"):
-        return Path(os.environ["GAC_POLICIES"]).expanduser()
-    return Path(__file__).resolve().parents[3] / "policies"
-
-
-@dataclass
-class BehaviourPolicies:
-    """A body's committed policies: manifest plus actors (snapshots up to medium, expert)."""
-
-    body: str
-    manifest: dict[str, Any]
-    actors: dict[int, PlainActor] = field(default_factory=dict)
-    sha: str = ""  # fingerprint of the files: datasets cached from other policies are stale
-
-    @property
-    def medium_step(self) -> int:
-        return int(self.manifest["medium"]["step"])
-
-    @property
-    def expert_step(self) -> int:
-        return int(self.manifest["expert"]["step"])
-
-    def actor(self, step: int) -> PlainActor:
-        return self.actors[step]
-
-    @property
-    def references(self) -> tuple[float, float]:
-        ref = self.manifest["references"]
-        return float(ref["random"]), float(ref["expert"])
-
-
-def load_policies(body: str, root: str | Path | None = None) -> BehaviourPolicies:
-    folder = Path(root or policies_dir()) / body
-    if not (folder / "manifest.json").exists():
-        raise FileNotFoundError(
-            f"no behaviour policies for {body!r} in {folder}: train and export them "
-            f"(python -m gac.data.behaviour train {body}; ... export {body}), or set "
-            f"GAC_POLICIES to a folder holding {body}/manifest.json")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    with np.load(folder / "actors.npz") as z:
-        steps = sorted({int(k.split("_")[0][1:]) for k in z.files})
-        actors = {s: PlainActor.from_arrays(z, f"s{s:09d}_") for s in steps}
-    return BehaviourPolicies(body, manifest, actors, policies_fingerprint(body, root))
-
-
-def policies_fingerprint(body: str, root: str | Path | None = None) -> str:
-    """A short hash of a body's committed policy files ("" when there are none)."""
-    folder = Path(root or policies_dir()) / body
-    if not (folder / "manifest.json").exists():
-        return ""
-    h = hashlib.sha256()
-    for name in ("manifest.json", "actors.npz"):
-        h.update((folder / name).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def replay_size(body: str) -> int | None:
-    """Steps of the medium-replay data of a body's committed policies (None: not trained)."""
-    path = policies_dir() / body / "manifest.json"
-    if not path.exists():
-        return None
-    return int(json.loads(path.read_text())["replay"]["steps"])
 
 
 def export_policies(body: str, train_dir: str | Path | None = None,
@@ -551,36 +389,3 @@ def export_policies(body: str, train_dir: str | Path | None = None,
     }
     _write_json(folder / "manifest.json", manifest)
     return manifest
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gac.data.behaviour",
-                                     description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train (or resume) a behaviour policy")
-    t.add_argument("body", choices=sorted(BODIES))
-    t.add_argument("--algo", default="ppo")
-    t.add_argument("--budget", type=int, default=None, help="env steps (default: per body)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out-dir", type=Path, default=None)
-    t.add_argument("--no-resume", action="store_true")
-    t.add_argument("--max-minutes", type=float, default=None)
-    e = sub.add_parser("export", help="pick medium/expert, measure references, write policies/")
-    e.add_argument("body", choices=sorted(BODIES))
-    e.add_argument("--train-dir", type=Path, default=None)
-    e.add_argument("--policies-dir", type=Path, default=None)
-    e.add_argument("--medium-fraction", type=float, default=MEDIUM_FRACTION)
-    e.add_argument("--reference-episodes", type=int, default=100)
-    e.add_argument("--expert-candidates", type=int, default=5)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if args.cmd == "train":
-        train_behaviour(args.body, args.algo, args.budget, args.seed, args.out_dir,
-                        resume=not args.no_resume, max_minutes=args.max_minutes)
-    else:
-        export_policies(args.body, args.train_dir, args.policies_dir, args.medium_fraction,
-                        args.reference_episodes, args.expert_candidates)
-
-
-if __name__ == "__main__":
-    main()
