@@ -17,6 +17,7 @@ import torch
 
 from gac.config import apply_overrides, preset
 from gac.data.maze_generator import MazeDataConfig, generate_maze_dataset
+from gac.model import flops_per_update
 from gac.tasks import get_task
 from gac.train.offline import Trainer
 
@@ -59,7 +60,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak = matmul_peak()
-    flops = trainer.model.flops_per_update(t.batch_size, seq, t.langevin_steps)
+    flops = flops_per_update(trainer.model, t.batch_size, seq, t.langevin_steps)
     mfu = flops * args.updates / wall / peak
     print(f"task {args.task}: d={cfg.model.d_model} L={cfg.model.n_layers} K={cfg.model.context_steps}, "
           f"batch {t.batch_size} x (burn-in {trainer.burn_in} + window {t.window}) steps, "

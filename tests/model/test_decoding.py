@@ -151,6 +151,6 @@ def test_decode_memory_stays_bounded():
 
 
 def test_periodic_attention_bias_matches_a_fresh_build():
-    tables = make_model().transformer.start(torch.randn(1, 4, 32)).tables
+    tables = make_model().start_episode(torch.randn(1, 4, 32)).tables
     for step in range(4 * K):
         assert torch.equal(tables.bias(step), tables._build_bias(step)), step

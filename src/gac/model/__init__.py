@@ -1,9 +1,9 @@
 """The GAC generative model: prior U(z0), causal trajectory transformer, return head."""
 
+from gac.model.decoding import DecodeCache
 from gac.model.flops import flops_per_update, forward_flops, transformer_flops_per_token
 from gac.model.gac import GACModel
 from gac.model.prior import build_prior
-from gac.model.transformer import DecodeCache
 
 __all__ = [
     "DecodeCache",

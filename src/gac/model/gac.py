@@ -11,10 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from gac.config import ModelConfig
-from gac.model.flops import flops_per_update as _flops_per_update
+from gac.model.decoding import DecodeCache, decode_action, decode_state
+from gac.model.decoding import start as start_decoding
 from gac.model.prior import build_prior
 from gac.model.return_head import ReturnHead
-from gac.model.transformer import DecodeCache, TrajectoryTransformer
+from gac.model.transformer import TrajectoryTransformer
 
 ArrayLike = Tensor | np.ndarray | float
 
@@ -23,7 +24,8 @@ class GACModel(nn.Module):
     """Prior U (``prior_net``), trajectory transformer and return head, built from a ModelConfig.
 
     Training: ``prior``, ``action_nll``, ``return_nll``. Planning: ``prior``, ``predict_return``.
-    Rollouts: ``start_episode`` then, each step, ``act`` and ``observe_action``.
+    Rollouts: ``start_episode`` then, each step, ``act`` and ``observe_action`` (the cached
+    decoding of ``gac.model.decoding``). FLOPs: ``gac.model.flops``.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -133,7 +135,7 @@ class GACModel(nn.Module):
     def start_episode(self, z: Tensor) -> DecodeCache:
         """A decoding cache for plans z (B, N, d): cross-attention of z folded into per-episode
         weights once, and self-attention rings of the last 2K tokens per layer."""
-        return self.transformer.start(z)
+        return start_decoding(self.transformer, z)
 
     @torch.no_grad()
     def act(self, cache: DecodeCache, obs_t: Tensor, timestep_t: int | Tensor) -> Tensor:
@@ -142,13 +144,13 @@ class GACModel(nn.Module):
         t = timestep_t  # a plain int is looked up once for the whole batch
         if not isinstance(t, int):
             t = torch.as_tensor(t, device=obs_t.device).long().expand(obs_t.shape[0])
-        return self.transformer.decode_state(cache, self.normalise_obs(obs_t), t)
+        return decode_state(self.transformer, cache, self.normalise_obs(obs_t), t)
 
     @torch.no_grad()
     def observe_action(self, cache: DecodeCache, action_t: Tensor) -> None:
         """Append the action token (B, act_dim) actually taken at the current step. It is
         embedded now and goes through the layers with the next step's state token."""
-        self.transformer.decode_action(cache, self._action_input(action_t))
+        decode_action(self.transformer, cache, self._action_input(action_t))
 
     @torch.no_grad()
     def act_uncached(self, obs_hist: Tensor, act_hist: Tensor, timesteps_hist: Tensor,
@@ -163,10 +165,6 @@ class GACModel(nn.Module):
         actions = torch.cat([actions, pad], dim=1)
         return self.action_means(obs_hist, actions, timesteps_hist, z)[:, -1]
 
-    # ---- size and cost -------------------------------------------------------------------
+    # ---- size ----------------------------------------------------------------------------
     def n_params(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
-
-    def flops_per_update(self, batch: int, seq_len: int, langevin_steps: int = 0) -> float:
-        """Model FLOPs of one training update (formula in ``gac.model.flops``)."""
-        return _flops_per_update(self, batch, seq_len, langevin_steps)
