@@ -13,8 +13,9 @@ from sweep_helpers import EVAL, TINY_ONLINE, tiny_spec
 from gac.config import apply_overrides, preset
 from gac.data.hdf5 import load_hdf5
 from gac.runs import make_trainer
-from gac.sweep.runner import STATUS, prepare, run_sweep, write_json
+from gac.sweep.runner import prepare, run_sweep
 from gac.sweep.spec import parse_spec
+from gac.sweep.trial import STATUS, write_json
 from gac.tasks import get_task
 from gac.train.offline import Trainer
 from gac.train.online import OnlineRun

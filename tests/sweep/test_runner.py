@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from gac.cli import app
 from gac.runs import make_trainer
 from gac.sweep.report import build_report
-from gac.sweep.runner import STATUS, prepare, read_status, run_sweep, write_json
+from gac.sweep.runner import prepare, run_sweep
 from gac.sweep.spec import SpecError, parse_spec
+from gac.sweep.trial import STATUS, read_status, write_json
 
 
 @pytest.fixture

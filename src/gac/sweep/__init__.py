@@ -2,7 +2,8 @@
 after another in this process or in parallel on Ray, and aggregated across seeds.
 
 ``spec`` reads and expands a sweep file, ``runner`` runs its trials (resumable, one directory
-each), ``report`` aggregates finished trials. Nothing here imports Ray until a Ray path is
+each: ``trial``) with an ``executor`` (in-process or Ray), ``report`` aggregates finished
+trials. Nothing here imports Ray until a Ray path is
 taken: Ray is the optional ``ray`` extra.
 """
 

@@ -39,8 +39,9 @@ def sweep_cmd(
     their checkpoints; a failing trial is reported and never stops the others.
     """
     from gac.sweep.report import build_report
-    from gac.sweep.runner import SweepError, read_status, run_sweep
+    from gac.sweep.runner import run_sweep
     from gac.sweep.spec import SpecError, expand, load_spec
+    from gac.sweep.trial import SweepError, read_status
 
     try:
         sweep = load_spec(spec)

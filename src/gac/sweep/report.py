@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from gac.sweep.runner import STATUS, SWEEP, TRIAL
 from gac.sweep.spec import Trial
+from gac.sweep.trial import STATUS, SWEEP, TRIAL
 
 
 def iqm(x: np.ndarray) -> float:
