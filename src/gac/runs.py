@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from gac.collectors import make_collector
 from gac.config import InferenceConfig, RunConfig, apply_overrides, preset
 from gac.data.datasets import resolve_dataset
 from gac.data.segments import resegment
@@ -158,7 +159,9 @@ def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str
     ckpt = checkpoint_path(run_dir, resume)
     trainer = Trainer(cfg, store, run_dir, return_scale=1.0)  # scale comes with the weights
     trainer.load(checkpoint)
-    online = OnlineRun(trainer, get_task(task_name), run_dir, reference_returns(meta, task_name))
+    task = get_task(task_name)
+    collector = make_collector(task, cfg.online, trainer.cfg.model)
+    online = OnlineRun(trainer, task, run_dir, reference_returns(meta, task_name), collector)
     if resume and ckpt.exists():
         online.load(ckpt)
     write_config(cfg, run_dir)

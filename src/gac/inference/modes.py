@@ -171,7 +171,7 @@ def guided(model: GACModel, s0: Tensor, cfg: InferenceConfig,
 
 
 @register("random", "a plan drawn from the prior N(0, I), no search")
-def random(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+def random_plan(model: GACModel, s0: Tensor, cfg: InferenceConfig,
            generator: torch.Generator | None = None, **_: object) -> Tensor:
     return model.sample_z0(s0.shape[0], generator)
 
