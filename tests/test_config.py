@@ -1,11 +1,17 @@
-"""Configs: old field and mode names load into the new ones, and are refused as overrides."""
+"""Configs: old field and mode names load into the new ones, and are refused as overrides;
+every choice field, the inference mode and numeric ranges are checked when overrides are
+applied."""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 import pytest
 
-from gac.config import InferenceConfig, RunConfig, apply_overrides, preset
+from gac.config import _AT_LEAST, SECTIONS, InferenceConfig, RunConfig, apply_overrides, preset
 from gac.inference import MODES
+from gac.sweep.spec import SpecError, parse_spec
 
 
 def test_a_config_saved_with_the_old_inference_names_loads_into_the_new_ones():
@@ -40,3 +46,65 @@ def test_old_names_are_refused_as_overrides_with_the_new_ones():
 def test_the_default_mode_is_registered():
     assert InferenceConfig().mode in MODES
     assert list(MODES) == ["exploit", "refine", "guided", "random", "elite"]
+
+
+def literal_fields():
+    cfg = preset("pointmaze-umaze-goal")
+    for section in SECTIONS:
+        sub = getattr(cfg, section)
+        hints = typing.get_type_hints(type(sub))
+        for f in dataclasses.fields(sub):
+            if typing.get_origin(hints[f.name]) is typing.Literal:
+                yield section, f.name, typing.get_args(hints[f.name])
+
+
+@pytest.mark.parametrize("section,name,allowed", list(literal_fields()))
+def test_every_choice_field_is_checked_and_lists_its_choices(section, name, allowed):
+    with pytest.raises(ValueError, match=f"{section}.{name}='typo': expected one of "
+                                         f"{', '.join(map(str, allowed))}"):
+        apply_overrides(preset("pointmaze-umaze-goal"), [f"{section}.{name}=typo"])
+    for value in allowed:
+        assert getattr(getattr(apply_overrides(preset("pointmaze-umaze-goal"),
+                                               [f"{section}.{name}={value}"]), section),
+                       name) == value
+
+
+def test_there_are_choice_fields_and_the_mode_is_checked_against_the_registry():
+    assert {(s, n) for s, n, _ in literal_fields()} >= {("model", "prior"), ("online", "collector"),
+                                                        ("inference", "constraint")}
+    with pytest.raises(ValueError, match=f"inference.mode: unknown inference mode 'exploitt'; "
+                                         f"expected {', '.join(MODES)}"):
+        apply_overrides(preset("pointmaze-umaze-goal"), ["inference.mode=exploitt"])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.steps=0", "train.steps=0: must be at least 1"),
+    ("train.steps=-5", "train.steps=-5: must be at least 1"),
+    ("model.n_layers=0", "model.n_layers=0: must be at least 1"),
+    ("train.batch_size=0", "train.batch_size=0: must be at least 1"),
+    ("online.stages=0", "online.stages=0: must be at least 1"),
+    ("online.env_steps=2", "online.env_steps=2 is below online.stages=3"),
+    ("online.explore_share=1.5", "online.explore_share=1.5: must be in"),
+    ("train.posterior_temperature=0", "must be positive"),
+])
+def test_numbers_out_of_range_are_refused(override, message):
+    with pytest.raises(ValueError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        apply_overrides(preset("pointmaze-umaze-goal"), [override])
+
+
+def test_every_range_names_a_field():
+    cfg = RunConfig()
+    known = {f"{s}.{f.name}" for s in SECTIONS for f in dataclasses.fields(getattr(cfg, s))}
+    assert set(_AT_LEAST) <= known
+
+
+def test_the_sweep_spec_takes_its_modes_from_the_registry():
+    base = {"name": "s", "tasks": ["pointmaze-umaze-goal"], "seeds": [0]}
+    for mode in MODES:
+        parse_spec({**base, "eval": {"mode": mode}})
+    with pytest.raises(SpecError, match="eval.mode: unknown inference mode 'exploitt'"):
+        parse_spec({**base, "eval": {"mode": "exploitt"}})
+    with pytest.raises(SpecError, match="inference.mode: unknown inference mode 'exploitt'"):
+        parse_spec({**base, "set": ["inference.mode=exploitt"]})
+    with pytest.raises(SpecError, match="train.steps=0: must be at least 1"):
+        parse_spec({**base, "set": ["train.steps=0"]})

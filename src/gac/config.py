@@ -5,6 +5,7 @@ Defaults live in the dataclasses; tuned values live in ``PRESETS``; the CLI over
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -215,7 +216,8 @@ SECTIONS = ("data", "model", "train", "inference", "online")
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply ``section.field=value`` strings (e.g. ``train.lr=1e-4``) to a config."""
+    """Apply ``section.field=value`` strings (e.g. ``train.lr=1e-4``) to a config, then check it
+    (``check_config``)."""
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ValueError(f"override {item!r}: expected SECTION.FIELD=VALUE, e.g. train.lr=1e-4")
@@ -234,7 +236,74 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             raise ValueError(f"override {item!r}: {section} has no field {name!r}; known: {sorted(types)}")
         current = getattr(sub, name)
         setattr(cfg, section, replace(sub, **{name: _parse(raw, current, item)}))
+    check_config(cfg)
     return cfg
+
+
+def choices(cls: type, name: str) -> tuple[Any, ...]:
+    """The values a ``Literal`` field of a config dataclass allows (empty for other fields)."""
+    hint = typing.get_type_hints(cls)[name]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+
+
+# Lower bounds of numeric fields: below them a run fails obscurely or silently does nothing.
+_AT_LEAST: dict[str, int | float] = {
+    **{f"model.{k}": 1 for k in ("n_latent", "d_model", "n_layers", "n_heads", "context_steps",
+                                 "max_timestep", "return_hidden", "mlp_hidden", "unet_dim")},
+    **{f"train.{k}": 1 for k in ("steps", "batch_size", "window", "log_every", "checkpoint_every")},
+    **{f"train.{k}": 0 for k in ("warmup_steps", "langevin_steps", "eval_every", "eval_episodes",
+                                 "burn_in", "lr", "weight_decay", "langevin_noise")},
+    **{f"inference.{k}": 1 for k in ("n_starts", "elite_episodes")},
+    **{f"inference.{k}": 0 for k in ("ascent_steps", "langevin_steps", "langevin_noise")},
+    **{f"online.{k}": 1 for k in ("stages", "n_envs", "collector_actors", "collect_shards",
+                                  "eval_episodes")},
+    **{f"online.{k}": 0 for k in ("updates_per_stage", "explore_steps")},
+}
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Every choice field holds one of its choices, and numbers are in range: a bad value fails
+    here, with the field and what it allows, before any work starts."""
+    for section in SECTIONS:
+        sub = getattr(cfg, section)
+        for f in fields(sub):
+            value, key = getattr(sub, f.name), f"{section}.{f.name}"
+            allowed = choices(type(sub), f.name)
+            if allowed and value not in allowed:
+                raise ValueError(f"{key}={value!r}: expected one of {', '.join(map(str, allowed))}")
+            low = _AT_LEAST.get(key)
+            if low is not None and value is not None and value < low:
+                raise ValueError(f"{key}={value!r}: must be at least {low}")
+    from gac.inference.modes import get_mode  # the registry of modes (it imports this module)
+
+    try:
+        get_mode(cfg.inference.mode)
+    except ValueError as exc:
+        raise ValueError(f"inference.mode: {exc}") from None
+    t, o = cfg.train, cfg.online
+    for key, value in (("train.posterior_temperature", t.posterior_temperature),
+                       ("train.grad_clip", t.grad_clip), ("train.langevin_step_size",
+                                                          t.langevin_step_size)):
+        if not value > 0:
+            raise ValueError(f"{key}={value!r}: must be positive")
+    if o.env_steps < o.stages:
+        raise ValueError(f"online.env_steps={o.env_steps} is below online.stages={o.stages}: "
+                         f"each stage needs a budget of at least one environment step")
+    if not 0 <= o.explore_share <= 1:
+        raise ValueError(f"online.explore_share={o.explore_share!r}: must be in [0, 1]")
+
+
+def differences(a: RunConfig, b: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """``SECTION.FIELD -> (value in a, value in b)`` for every field where two configs differ."""
+    out: dict[str, tuple[Any, Any]] = {}
+    if a.task != b.task:
+        out["task"] = (a.task, b.task)
+    for section in SECTIONS:
+        x, y = getattr(a, section), getattr(b, section)
+        for f in fields(x):
+            if getattr(x, f.name) != getattr(y, f.name):
+                out[f"{section}.{f.name}"] = (getattr(x, f.name), getattr(y, f.name))
+    return out
 
 
 def _parse(raw: str, current: Any, item: str) -> Any:
