@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from gac.cli import app
+from gac.runs import evaluate_checkpoint
+from gac.train.checkpoint import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
 TINY = ["--set", "model.d_model=32", "--set", "train.batch_size=8", "--set", "train.window=8",
@@ -29,13 +35,25 @@ def test_train_then_eval(tiny_maze_path, tmp_path):
     assert more.exit_code == 0, more.output
     assert "resumed at step 4" in more.output and "step 6" in more.output
 
+    predicted = {}
     for mode in ("exploit", "random", "guided", "elite", "refine"):
         ev = runner.invoke(app, ["eval", str(run_dir / "checkpoint.pt"), "--episodes", "2",
                                  "--seeds", "0", "--envs", "2", "--mode", mode,
                                  "--set", "inference.ascent_steps=2",
                                  "--set", "inference.langevin_steps=2"])
         assert ev.exit_code == 0, ev.output
-        assert "normalised score" in ev.output
+        # The printed numbers are those of the mode's evaluation, not of some other mode's.
+        got = re.search(rf"{mode}: normalised score (\S+) .*mean return (\S+), predicted "
+                        rf"(\S+)\n", ev.output)
+        assert got, ev.output
+        s = evaluate_checkpoint(run_dir / "checkpoint.pt", 2, [0], mode, 2,
+                                ["inference.ascent_steps=2", "inference.langevin_steps=2"],
+                                progress=False).summary()
+        assert [float(x) for x in got.groups()] == [round(s[k], 2 if k != "score_mean" else 1)
+                                                     for k in ("score_mean", "return_mean",
+                                                               "predicted_return_mean")]
+        predicted[mode] = s["predicted_return_mean"]
+    assert len(set(predicted.values())) == len(predicted), predicted  # five different plans
 
     online_dir = tmp_path / "online"
     ft = runner.invoke(app, ["finetune", str(run_dir / "checkpoint.pt"), "--env-steps", "600",
@@ -91,12 +109,56 @@ def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
     for name in ("checkpoint.pt", "results.md", "learning_curve.png", "online/report.md",
                  "online/online.png"):
         assert (run_dir / name).exists(), name
+    before = (run_dir / "online" / "report.md").read_text()
     again = runner.invoke(app, args)  # a finished pipeline resumes to the same report
     assert again.exit_code == 0, again.output
-    assert "score before online stages" in again.output
+    scores = re.compile(r"score before online stages (\S+), after (\S+) ")
+    assert scores.search(again.output).groups() == scores.search(result.output).groups()
+    assert (run_dir / "online" / "report.md").read_text() == before
+    table = re.compile(r"^\|.*\|$", re.M)  # the results table's rows, wall time aside
+    rows = table.findall(result.output)
+    assert len(rows) >= 4 and table.findall(again.output) == rows
 
 
 def test_run_rejects_a_bad_override(tmp_path):
     result = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "r"), "--set", "train.nope=1"])
     assert result.exit_code == 2
     assert "no field 'nope'" in result.output
+
+
+def test_a_diverged_run_fails_and_its_weights_are_refused(tiny_maze_path, tmp_path):
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(tiny_maze_path), "--steps", "6", "--run-dir",
+                                 str(run_dir), "--eval-episodes", "2", *TINY,
+                                 "--set", "train.lr=1e30", "--set", "train.checkpoint_every=1"])
+    assert result.exit_code == 2, result.output
+    assert re.search(r"training diverged at step \d+: the .* is not finite", result.output)
+    assert "score" not in result.output
+    state = load_checkpoint(run_dir / "checkpoint.pt")  # the last good one
+    key = next(iter(state["model"]))
+    state["model"][key] = torch.full_like(state["model"][key], float("nan"))
+    save_checkpoint(state, run_dir / "checkpoint.pt")
+    ev = runner.invoke(app, ["eval", str(run_dir / "checkpoint.pt"), "--episodes", "2",
+                             "--seeds", "0", "--envs", "2"])
+    assert ev.exit_code == 2 and "NaN/inf values" in ev.output and key in ev.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--episodes", "0"], "--episodes 0"),
+    (["--seeds", ""], "--seeds ''"),
+    (["--seeds", "a,b"], "--seeds 'a,b'"),
+    (["--set", "inference.mode=exploitt"], "unknown inference mode 'exploitt'; expected exploit"),
+])
+def test_eval_rejects_bad_arguments(tmp_path, args, message):
+    result = runner.invoke(app, ["eval", str(tmp_path / "missing.pt"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_train_on_a_missing_device_fails_clearly(tiny_maze_path, tmp_path):
+    result = runner.invoke(app, ["train", str(tiny_maze_path), "--run-dir", str(tmp_path / "r"),
+                                 *TINY, "--set", "train.device=cuda"])
+    assert result.exit_code == 2 and "train.device='cuda': CUDA is not available" in result.output
+    result = runner.invoke(app, ["train", str(tiny_maze_path), "--run-dir", str(tmp_path / "r"),
+                                 *TINY, "--set", "train.steps=0"])
+    assert result.exit_code == 2 and "train.steps=0: must be at least 1" in result.output

@@ -197,10 +197,12 @@ def _print_info(store, path: Path) -> None:
 
 def _parse_seeds(seeds: str) -> list[int]:
     try:
-        return [int(x) for x in seeds.split(",") if x.strip()]
+        parsed = [int(x) for x in seeds.split(",") if x.strip()]
     except ValueError:
+        parsed = []
+    if not parsed:
         _fail(f"--seeds {seeds!r}: expected comma-separated integers, e.g. 0,1,2")
-        return []
+    return parsed
 
 
 @app.command("train")
@@ -222,6 +224,8 @@ def train_cmd(
     """Learn the GAC model offline by maximum likelihood with persistent Langevin chains."""
     from gac.data.store import DataError
     from gac.runs import eval_callback, make_trainer
+    from gac.train.checkpoint import CheckpointError
+    from gac.train.offline import TrainingDiverged
 
     sets = list(overrides or [])
     if steps is not None:
@@ -232,14 +236,18 @@ def train_cmd(
     try:
         trainer = make_trainer(dataset, run_dir, task=task, seed=seed, overrides=sets,
                                resume=resume)
-    except (KeyError, ValueError, FileExistsError, DataError, ImportError) as exc:
+    except (KeyError, ValueError, FileExistsError, DataError, ImportError, CheckpointError) as exc:
         _fail(str(exc).strip("'\""))
         return
     typer.echo(f"training {trainer.cfg.task}: {trainer.store.num_episodes} episodes, "
                f"{trainer.model.n_params():,} parameters, run dir {run_dir}"
                + (f" (resumed at step {trainer.step})" if trainer.step else ""))
     on_eval = eval_callback(eval_episodes, seed=seed) if eval_episodes else None
-    history = trainer.train(on_eval=on_eval)
+    try:
+        history = trainer.train(on_eval=on_eval)
+    except TrainingDiverged as exc:
+        _fail(str(exc))
+        return
     from gac.evaluation.plots import learning_curve
 
     learning_curve(history, run_dir / "learning_curve.png", title=f"{trainer.cfg.task} seed {seed}")
@@ -261,12 +269,20 @@ def eval_cmd(
         "--set", help="Inference override, e.g. --set inference.n_starts=32.")] = None,
 ) -> None:
     """Run the policy in the real environment and print the normalised score."""
+    from gac.config import RunConfig, apply_overrides
     from gac.runs import evaluate_checkpoint
     from gac.train.checkpoint import CheckpointError
 
+    if episodes < 1 or envs < 1:
+        _fail(f"--episodes {episodes} --envs {envs}: both must be at least 1")
+    seed_list = _parse_seeds(seeds)
+    try:  # a bad mode or override fails before the checkpoint is read
+        apply_overrides(RunConfig(), [*([f"inference.mode={mode}"] if mode else []),
+                                      *(overrides or [])])
+    except ValueError as exc:
+        _fail(str(exc))
     try:
-        result = evaluate_checkpoint(checkpoint, episodes, _parse_seeds(seeds), mode, envs,
-                                     overrides)
+        result = evaluate_checkpoint(checkpoint, episodes, seed_list, mode, envs, overrides)
     except (CheckpointError, ValueError, KeyError) as exc:
         _fail(str(exc))
         return
@@ -322,7 +338,13 @@ def _run_online(online, run_dir: Path) -> list[dict[str, float]]:
     typer.echo(f"fine-tuning {online.trainer.cfg.task}: {c.env_steps} env steps in {c.stages} "
                f"stages, Δy {'auto' if c.delta_y is None else c.delta_y}, "
                f"exploration {'on' if c.exploration else 'off'}; run dir {run_dir}")
-    records, table = run_online(online, online.trainer.cfg.task, log=typer.echo)
+    from gac.train.offline import TrainingDiverged
+
+    try:
+        records, table = run_online(online, online.trainer.cfg.task, log=typer.echo)
+    except TrainingDiverged as exc:
+        _fail(str(exc))
+        return []
     typer.echo(table)
     typer.echo(f"report: {run_dir / 'report.md'}, plots: {run_dir / 'online.png'}")
     return records
@@ -364,7 +386,13 @@ def run_cmd(
     _print_info(trainer.store, Path(trainer.store.metadata.get("source", task)))
     typer.echo(f"[2/4] training {trainer.cfg.train.steps} updates "
                f"({trainer.model.n_params():,} parameters)")
-    history = trainer.train(on_eval=eval_callback(16, seed=seed))
+    from gac.train.offline import TrainingDiverged
+
+    try:
+        history = trainer.train(on_eval=eval_callback(16, seed=seed))
+    except TrainingDiverged as exc:
+        _fail(str(exc))
+        return
     curve = learning_curve(history, run_dir / "learning_curve.png", title=f"{task} seed {seed}")
     typer.echo(f"[3/4] evaluating: {episodes} episodes x 3 seeds, exploit and random plans")
     ckpt = run_dir / "checkpoint.pt"
@@ -378,8 +406,12 @@ def run_cmd(
         return
     typer.echo(f"[4/4] online stages: {budget} environment steps, return-only labels")
     online_dir = run_dir / "online"
-    online = make_online(ckpt, online_dir, [*sets, f"online.env_steps={budget}"],
-                         resume=(online_dir / "checkpoint.pt").exists())
+    try:
+        online = make_online(ckpt, online_dir, [*sets, f"online.env_steps={budget}"],
+                             resume=(online_dir / "checkpoint.pt").exists())
+    except (CheckpointError, DataError, ValueError, KeyError) as exc:
+        _fail(str(exc).strip("'\""))
+        return
     records = _run_online(online, online_dir)
     typer.echo(f"score before online stages {records[0]['score']:.1f}, after "
                f"{records[-1]['score']:.1f} ({records[-1]['score'] - records[0]['score']:+.1f}); "

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from gac.atomic import write_text
 from gac.collectors import make_collector
 from gac.config import InferenceConfig, RunConfig, apply_overrides, preset
 from gac.data.datasets import resolve_dataset
@@ -22,7 +23,7 @@ from gac.evaluation.report import online_table
 from gac.inference import PlanBank, get_mode
 from gac.model import GACModel
 from gac.tasks import check_dims, get_task
-from gac.train.checkpoint import CheckpointError, load_checkpoint
+from gac.train.checkpoint import CheckpointError, check_finite_weights, load_checkpoint
 from gac.train.offline import Trainer, write_config
 from gac.train.online import OnlineRun
 
@@ -95,16 +96,21 @@ def load_policy(path: str | Path, device: str = "cpu") -> Policy:
 
 def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cpu") -> Policy:
     """``load_policy`` for a checkpoint already read (``path`` names it in errors)."""
-    cfg = RunConfig.from_dict(state["config"])
-    model = GACModel(cfg.model)
     try:
+        cfg = RunConfig.from_dict(state["config"])
+        model = GACModel(cfg.model)
+        check_finite_weights(state["model"], path)
         model.load_state_dict(state["model"])
+        bank = None
+        if "episode_returns" in state:  # older checkpoints lack them (no elite inference)
+            bank = PlanBank(state["chains"]["z"], state["episode_returns"])
+    except CheckpointError:
+        raise
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the saved model config ({exc})") from exc
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"{path}: incomplete or damaged checkpoint ({exc!r})") from exc
     model.to(device).eval()
-    bank = None
-    if "episode_returns" in state:  # older checkpoints lack them (no elite inference)
-        bank = PlanBank(state["chains"]["z"], state["episode_returns"])
     meta = dict(state.get("metadata", {}))
     meta["step"] = state.get("step")
     meta["history"] = state.get("history", [])
@@ -158,7 +164,7 @@ def make_online(checkpoint: str | Path, run_dir: str | Path, overrides: list[str
     run_dir = Path(run_dir)
     ckpt = checkpoint_path(run_dir, resume)
     trainer = Trainer(cfg, store, run_dir, return_scale=1.0)  # scale comes with the weights
-    trainer.load(checkpoint)
+    trainer.load(checkpoint, resumable=None)  # a new run from the offline weights
     task = get_task(task_name)
     collector = make_collector(task, cfg.online, trainer.cfg.model)
     online = OnlineRun(trainer, task, run_dir, reference_returns(meta, task_name), collector)
@@ -185,6 +191,6 @@ def run_online(online: OnlineRun, title: str, progress: bool = True,
         by_stage.append(store.returns[first:first + n])
         first += n
     table = online_table(records)
-    (online.run_dir / "report.md").write_text(f"## {title}: offline-to-online\n\n{table}\n")
+    write_text(online.run_dir / "report.md", f"## {title}: offline-to-online\n\n{table}\n")
     online_curves(records, by_stage, online.run_dir / "online.png", title=title)
     return records, table

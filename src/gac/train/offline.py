@@ -22,12 +22,25 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gac.config import RunConfig
+from gac.atomic import atomic_write, write_text
+from gac.config import RunConfig, check_config, differences
 from gac.data.store import DataError, Episode, TrajectoryStore
 from gac.inference import PlanBank, sample_posterior
 from gac.model import GACModel
 from gac.train.chains import PosteriorChains
 from gac.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+# Settings that a resumed offline run may change: they do not alter what it computes (how often
+# it logs, evaluates or saves; threads; device), concern later stages (inference, online), or are
+# meant to change (train.steps extends a run; the schedule then follows the new length). They are
+# applied, and config.json records them; a resume with any other setting changed is refused,
+# naming it, because the checkpoint's optimiser, RNG states and chains would silently override it.
+RESUMABLE = ("train.steps", "train.log_every", "train.eval_every", "train.eval_episodes",
+             "train.checkpoint_every", "train.threads", "train.device", "inference.", "online.")
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss, gradient, chain or weight: training stops, nothing more is saved."""
 
 
 def build_model(cfg: RunConfig, store: TrajectoryStore, return_scale: float) -> GACModel:
@@ -47,8 +60,7 @@ def check_fits(cfg: RunConfig, store: TrajectoryStore) -> None:
         raise DataError(f"config model.obs_dim={m.obs_dim} but the data has obs_dim={store.obs_dim}")
     if m.act_dim and m.act_dim != store.act_dim:
         raise DataError(f"config model.act_dim={m.act_dim} but the data has act_dim={store.act_dim}")
-    if cfg.train.window < 1 or cfg.train.batch_size < 1:
-        raise ValueError("train.window and train.batch_size must be >= 1")
+    check_config(cfg)
     if int(store.lengths.max()) > m.max_timestep:
         raise DataError(f"the data has episodes of {int(store.lengths.max())} steps but "
                         f"model.max_timestep={m.max_timestep}; raise it (--set model.max_timestep=N)")
@@ -67,7 +79,7 @@ class Trainer:
             torch.set_num_threads(t.threads)
         check_fits(cfg, store)
         torch.manual_seed(t.seed)  # dropout and initialisation
-        self.device = torch.device(t.device)
+        self.device = _device(t.device)
         self.model = build_model(cfg, store, return_scale).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr,
                                            weight_decay=t.weight_decay)
@@ -133,6 +145,7 @@ class Trainer:
         z0 = sample_posterior(self.model, self.chains.get(idx, self.device), chain_batch,
                               n_steps=t.langevin_steps, step_size=t.langevin_step_size,
                               generator=self.gen, noise=t.langevin_noise)
+        self._check_finite("chains (posterior plans z0)", z0)
         self.chains.set(idx, z0)
         t1 = time.perf_counter()
 
@@ -141,9 +154,12 @@ class Trainer:
         action_loss = self.model.step_action_nll(batch, z)
         return_loss = self.model.return_nll(z, batch["s0"], batch["returns"]).mean()
         loss = action_loss + t.return_weight * return_loss
+        self._check_finite("action NLL", action_loss)
+        self._check_finite("return NLL", return_loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self._check_finite("gradient norm", grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
@@ -158,6 +174,17 @@ class Trainer:
             "langevin_s": t1 - t0,
             "update_s": t2 - t0,
         }
+
+    def _check_finite(self, term: str, value: torch.Tensor) -> None:
+        if not bool(torch.isfinite(value).all()):
+            raise TrainingDiverged(self._diverged(f"the {term} is not finite"))
+
+    def _diverged(self, what: str) -> str:
+        ckpt = self.run_dir / "checkpoint.pt" if self.run_dir else None
+        kept = (f"; the last good checkpoint {ckpt} is kept" if ckpt and ckpt.exists()
+                else "; no checkpoint was written")
+        return (f"training diverged at step {self.step + 1}: {what}{kept}. Lower train.lr "
+                f"(now {self.cfg.train.lr:g}) or check the data")
 
     # ----------------------------------------------------------------- the loop
     def train(self, steps: int | None = None, progress: bool = True, on_eval: Any = None,
@@ -179,26 +206,31 @@ class Trainer:
         bar = tqdm(total=total, initial=self.step, desc="training", unit="upd",
                    disable=not progress, mininterval=1.0)
         window: list[dict[str, float]] = []
-        while self.step < total:
-            metrics = self.update()
-            window.append(metrics)
-            bar.update(1)
-            last = self.step == total
-            if self.step % t.log_every == 0 or last:
-                row = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-                row["step"] = self.step
-                window = []
-                if on_eval and ((t.eval_every and self.step % t.eval_every == 0) or last):
-                    row.update(on_eval(self))
-                self.history.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
-                if logger:
-                    logger.log(row)
-            if self.run_dir and (self.step % t.checkpoint_every == 0 or last):
-                on_checkpoint()
-        bar.close()
-        if logger:
-            logger.close()
+        try:
+            while self.step < total:
+                metrics = self.update()
+                window.append(metrics)
+                bar.update(1)
+                last = self.step == total
+                save = self.run_dir is not None and (self.step % t.checkpoint_every == 0 or last)
+                if self.step % t.log_every == 0 or last:
+                    row = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+                    row["step"] = self.step
+                    window = []
+                    self.history.append(row)
+                    if on_eval and ((t.eval_every and self.step % t.eval_every == 0) or last):
+                        if save:  # the model is safe before it is evaluated
+                            on_checkpoint()
+                        row.update(on_eval(self))
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
+                    if logger:
+                        logger.log(row)
+                if save:
+                    on_checkpoint()
+        finally:
+            bar.close()
+            if logger:
+                logger.close()
         return self.history
 
     # ----------------------------------------------------------------- state
@@ -222,32 +254,95 @@ class Trainer:
             "metadata": {**self.store.metadata, "return_max": float(self.store.returns.max())},
         }
 
-    def save(self, path: str | Path) -> Path:
-        return save_checkpoint(self.state(), path)
+    def state_checked(self) -> dict[str, Any]:
+        """``state()``, refusing to hand out non-finite weights (they would replace the last
+        good checkpoint)."""
+        bad = [k for k, v in self.model.state_dict().items()
+               if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise TrainingDiverged(self._diverged(f"the weights {', '.join(bad[:3])} are not "
+                                                  f"finite after the update"))
+        return self.state()
 
-    def load(self, path: str | Path) -> None:
+    def save(self, path: str | Path) -> Path:
+        return save_checkpoint(self.state_checked(), path)
+
+    def load(self, path: str | Path, resumable: tuple[str, ...] | None = RESUMABLE) -> None:
         """Resume from a checkpoint of this run: the next update is the one an uninterrupted
-        run would have made."""
+        run would have made. Settings outside ``resumable`` (``SECTION.FIELD`` names, or
+        ``SECTION.`` prefixes) must be those the checkpoint was trained with.
+
+        ``resumable=None``: a new run (fine-tuning) starting from the checkpoint's weights,
+        chains and optimiser state; only the model must match, and this run's optimiser
+        settings (train.lr, train.weight_decay) replace the saved ones."""
         state = load_checkpoint(path, task=self.cfg.task)
-        data = state["data"]
+        try:
+            data = state["data"]
+            saved = RunConfig.from_dict(state["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: incomplete or damaged checkpoint ({exc!r})") from exc
         if (data["obs_dim"], data["act_dim"]) != (self.store.obs_dim, self.store.act_dim) or \
                 data["episodes"] > self.store.num_episodes:
             raise CheckpointError(f"{path}: checkpoint was trained on data with {data}, which "
                                   f"does not match this dataset ({self.store.num_episodes} "
                                   f"episodes, obs_dim {self.store.obs_dim})")
-        saved = RunConfig.from_dict(state["config"])
         if saved.model != self.cfg.model:
             raise CheckpointError(f"{path}: model config differs from this run's "
                                   f"(saved {saved.model}, now {self.cfg.model})")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.chains.load_state_dict(state["chains"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.gen.set_state(state["rng"]["langevin"])
-        self.rng.bit_generator.state = state["rng"]["numpy"]
-        self.step = int(state["step"])
+        if resumable is not None:
+            changed = {k: v for k, v in differences(saved, self.cfg).items()
+                       if not any(k == r or (r.endswith(".") and k.startswith(r))
+                                  for r in resumable)}
+            if changed:
+                listed = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} now"
+                                   for k, (a, b) in changed.items())
+                raise CheckpointError(
+                    f"{path}: cannot resume with changed settings, which the checkpoint's "
+                    f"state would override ({listed}); resume with the checkpoint's settings, "
+                    f"or start a new run in another run directory")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.chains.load_state_dict(state["chains"])
+            torch.set_rng_state(state["rng"]["torch"])
+            self.gen.set_state(state["rng"]["langevin"])
+            self.rng.bit_generator.state = state["rng"]["numpy"]
+            self.step = int(state["step"])
+        except (KeyError, RuntimeError, TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(f"{path}: cannot be loaded into this run ({exc!r})") from exc
         self.history = list(state.get("history", []))
+        if resumable is None:
+            self._apply_optimiser_settings()
+
+    def _apply_optimiser_settings(self) -> None:
+        """The config's learning rate and weight decay, in place of a loaded optimiser's."""
+        t = self.cfg.train
+        self.scheduler.base_lrs = [t.lr] * len(self.optimizer.param_groups)
+        factor = self._lr_factor(self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group.update(initial_lr=t.lr, lr=t.lr * factor, weight_decay=t.weight_decay)
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+
+def _device(name: str) -> torch.device:
+    """``train.device`` as a torch device, with a clear error where it is not available."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"train.device={name!r}: not a device name ({exc}); use cpu, cuda "
+                         f"or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r}: CUDA is not available here (torch "
+                         f"{torch.__version__}, CUDA build {torch.version.cuda}); use "
+                         f"train.device=cpu")
+    if device.type == "cuda" and device.index is not None and \
+            device.index >= torch.cuda.device_count():
+        raise ValueError(f"train.device={name!r}: only {torch.cuda.device_count()} CUDA "
+                         f"device(s) here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"train.device={name!r}: MPS is not available here; use train.device=cpu")
+    return device
 
 
 class _Logger:
@@ -271,12 +366,10 @@ class _Logger:
     def log(self, row: dict[str, float]) -> None:
         self.rows = [r for r in self.rows if r["step"] < row["step"]] + [row]
         keys = sorted({k for r in self.rows for k in r}, key=lambda k: (k != "step", k))
-        tmp = self.csv_path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(self.csv_path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.rows)
-        tmp.replace(self.csv_path)
         if self.tb:
             for k, v in row.items():
                 if k != "step":
@@ -289,4 +382,4 @@ class _Logger:
 
 def write_config(cfg: RunConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))

@@ -23,8 +23,16 @@ from gac.collectors import Collector, make_collector, split_group
 from gac.config import OnlineConfig
 from gac.data.store import Episode, TrajectoryStore
 from gac.evaluation.evaluate import evaluate
-from gac.train.checkpoint import load_checkpoint, save_checkpoint
+from gac.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gac.train.offline import Trainer
+
+# Settings a resumed online run may change (see offline.RESUMABLE): where episodes are played
+# (local and Ray collection give identical episodes), how often it logs or saves, threads,
+# device. Anything else (the budget, the stages, the exploration rule, the refit) would change
+# the plan the saved stages were run under, so a resume with it changed is refused.
+RESUMABLE_ONLINE = ("train.log_every", "train.checkpoint_every", "train.eval_every",
+                    "train.eval_episodes", "train.threads", "train.device", "online.collector",
+                    "online.collector_actors")
 
 
 class DeltaYRule:
@@ -192,7 +200,7 @@ class OnlineRun:
     def save(self) -> None:
         n = self.n_offline
         episodes = self.trainer.store.tail(n)  # the online episodes
-        state = self.trainer.state()
+        state = self.trainer.state_checked()
         state["online"] = {
             "stage": self.stage, "stage_steps": self.stage_steps, "phase": self.phase,
             "stage_episodes": self.stage_episodes, "stage_explore": self.stage_explore,
@@ -206,16 +214,22 @@ class OnlineRun:
         state = load_checkpoint(path, task=self.trainer.cfg.task)
         online = state.get("online")
         if online is None:
-            raise ValueError(f"{path}: not an online run's checkpoint")
-        eps = online["episodes"]
-        if eps is not None and self.trainer.store.num_episodes == self.n_offline:
-            self.trainer.add_episodes(TrajectoryStore.episodes_from_tail(eps),
-                                      share=self.cfg.online_share)
-        self.trainer.load(path)  # model, optimiser, chains (grown), RNGs, step
-        self.stage, self.stage_steps = online["stage"], online["stage_steps"]
-        self.stage_episodes = online["stage_episodes"]
-        self.phase, self.stage_explore = online["phase"], list(online["stage_explore"])
-        self.records = list(online["records"])
-        self.rule.load_state_dict(online["rule"])
-        self.refit_until = online["refit_until"]
-        self.last_targets = tuple(online["last_targets"])
+            raise CheckpointError(f"{path}: not an online run's checkpoint")
+        try:
+            eps = online["episodes"]
+            if eps is not None and self.trainer.store.num_episodes == self.n_offline:
+                self.trainer.add_episodes(TrajectoryStore.episodes_from_tail(eps),
+                                          share=self.cfg.online_share)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(f"{path}: its online episodes cannot be read ({exc!r})") from exc
+        self.trainer.load(path, RESUMABLE_ONLINE)  # model, optimiser, chains (grown), RNGs, step
+        try:
+            self.stage, self.stage_steps = online["stage"], online["stage_steps"]
+            self.stage_episodes = online["stage_episodes"]
+            self.phase, self.stage_explore = online["phase"], list(online["stage_explore"])
+            self.records = list(online["records"])
+            self.rule.load_state_dict(online["rule"])
+            self.refit_until = online["refit_until"]
+            self.last_targets = tuple(online["last_targets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: incomplete online state ({exc!r})") from exc
