@@ -11,17 +11,38 @@ from gac.rollout import make_envs, rollout
 from gac.tasks import get_task
 
 
-def test_cached_and_uncached_rollouts_agree():
-    torch.manual_seed(0)
-    task = get_task("pointmaze-umaze-goal")
+def acting_model(seed: int = 0) -> GACModel:
+    """An untrained model whose actions are large and depend on the state and the past actions
+    (its heads' weights scaled up), so that returns on the dense task tell actions apart."""
+    torch.manual_seed(seed)
     model = GACModel(ModelConfig(obs_dim=6, act_dim=2, d_model=32, n_layers=2, context_steps=4,
                                  max_timestep=300, prior="mlp", return_condition_s0=True))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(5.0)
+    return model
+
+
+def test_cached_and_uncached_rollouts_agree():
+    task = get_task("pointmaze-umaze-goal-dense")  # a reward at every step: returns follow actions
+    model = acting_model()
     icfg = InferenceConfig(mode="random")
-    kw = dict(envs=make_envs(task.make_env, 3), horizon=40, episodes=3, seed=5, icfg=icfg)
+    kw = dict(envs=make_envs(task.make_env, 3), horizon=40, episodes=3, seed=5, icfg=icfg,
+              record=True)
     cached = rollout(model, cache=True, **kw)
     uncached = rollout(model, cache=False, **kw)
-    np.testing.assert_allclose(cached["returns"], uncached["returns"])
+    actions = np.stack([e.actions for e in cached["episodes"]])
+    assert np.abs(actions).mean() > 0.2 and actions.std(axis=(0, 1)).min() > 0.1  # they act
+    assert np.ptp(cached["returns"]) > 0.1  # and the episodes differ
+    for a, b in zip(cached["episodes"], uncached["episodes"], strict=True):
+        np.testing.assert_allclose(a.actions, b.actions, atol=1e-5)
+        np.testing.assert_allclose(a.observations, b.observations, atol=1e-4)
+    np.testing.assert_allclose(cached["returns"], uncached["returns"], rtol=1e-5)
     np.testing.assert_allclose(cached["predicted"], uncached["predicted"], rtol=1e-6)
+    # The actions played are the ones the returns come from: other actions, other returns.
+    other = rollout(acting_model(seed=1), cache=True, **kw)
+    assert not np.allclose(other["returns"], cached["returns"], rtol=1e-3)
 
 
 def test_rollout_is_deterministic_and_counts_episodes():

@@ -74,7 +74,7 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
                     action = model.act(state, obs_t, t)  # one timestep for the whole batch
                     model.observe_action(state, action)
                 else:
-                    hist_obs.append(obs_t)
+                    hist_obs.append(obs_t.clone())  # obs_t shares memory with obs, stepped in place
                     hist_t.append(torch.full((n,), t, dtype=torch.long, device=device))
                     action = model.act_uncached(
                         torch.stack(hist_obs, 1),
