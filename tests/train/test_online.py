@@ -101,3 +101,42 @@ def test_online_share_mixes_the_batches(tiny_maze_path, tmp_path):
     assert (lengths[online] == 300).all()
     with pytest.raises(ValueError, match="online_share"):
         make_run(tiny_maze_path, tmp_path / "bad", ["online.online_share=1.5"])
+
+
+def test_collection_plays_the_plans_it_asks_for(tiny_maze_path, tmp_path, monkeypatch):
+    import gac.train.online as online
+
+    run = make_run(tiny_maze_path, tmp_path / "run", ["online.explore_share=0.5",
+                                                      "online.collect_shards=1"])
+    conditioned, planned = [], []
+    real_conditioned, real_planner = online.sample_conditioned, run._planner
+
+    def spy_conditioned(model, s0, y_plus, *args):
+        conditioned.append((len(s0), y_plus))
+        return real_conditioned(model, s0, y_plus, *args)
+
+    def spy_planner(y_plus, n_explore):
+        inner = real_planner(y_plus, n_explore)
+
+        def planner(s0, gen):
+            z0 = inner(s0, gen)
+            planned.append((s0.clone(), z0.clone()))
+            return z0
+        return planner
+
+    monkeypatch.setattr(online, "sample_conditioned", spy_conditioned)
+    run._planner = spy_planner
+    episodes = run.collect_group()
+    store = run.trainer.store
+    # y+ = y_ref + kappa * std, y_ref the 0.8 quantile of the offline returns (nothing online yet).
+    y_ref, y_plus = run.last_targets
+    assert y_ref == pytest.approx(np.quantile(store.returns, 0.8))
+    assert y_plus == pytest.approx(y_ref + run.cfg.kappa_init * np.std(store.returns))
+    assert conditioned == [(1, y_plus)]  # one of the two episodes explores, with that y+
+    (s0, z0), = planned
+    # The episodes were played with those plans: their first actions are the plans' decodings.
+    model = run.trainer.model.eval()
+    first = model.act(model.start_episode(model.prior(z0)), s0, 0)
+    np.testing.assert_allclose(np.stack([e.actions[0] for e in episodes]), first.numpy(),
+                               atol=1e-6)
+    np.testing.assert_array_equal(np.stack([e.observations[0] for e in episodes]), s0.numpy())
