@@ -20,7 +20,7 @@ runner = CliRunner()
 SETS = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "train.batch_size=8",
         "train.window=8", "train.warmup_steps=2", "train.log_every=10",
         "train.checkpoint_every=10", "train.threads=1", "inference.n_starts=2",
-        "inference.n_steps=2"]
+        "inference.ascent_steps=2", "inference.langevin_steps=2"]
 ONLINE = ["online.n_envs=1", "online.updates_per_stage=30", "online.eval_episodes=2",
           "online.explore_steps=2", "train.checkpoint_every=5"]
 

@@ -23,7 +23,7 @@ ONLINE = ["online.env_steps=600", "online.stages=1", "online.updates_per_stage=2
 
 
 def make(store, run_dir=None, extra=()):
-    cfg = apply_overrides(preset("pointmaze-umaze"), [*TINY, *extra])
+    cfg = apply_overrides(preset("pointmaze-umaze-goal"), [*TINY, *extra])
     return Trainer(cfg, store, run_dir, return_scale=100.0)
 
 
