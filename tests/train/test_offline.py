@@ -83,7 +83,7 @@ def test_langevin_moves_the_chains_of_the_sampled_episodes_only(store):
     t.update()
     moved = {i for i in range(store.num_episodes) if not torch.equal(before[i], t.chains.z[i])}
     assert drawn and moved == drawn
-    assert t.model.plan_bank[0] is t.chains.z  # the plans elite inference reads moved too
+    assert t.plan_bank.z0 is t.chains.z  # the plans elite inference reads moved too
 
 
 def test_chains_without_noise_descend_the_energy(store):

@@ -104,19 +104,20 @@ def test_online_share_mixes_the_batches(tiny_maze_path, tmp_path):
 
 
 def test_collection_plays_the_plans_it_asks_for(tiny_maze_path, tmp_path, monkeypatch):
-    import gac.train.online as online
+    import gac.collectors as collectors
+    import gac.inference.explore as explore
 
     run = make_run(tiny_maze_path, tmp_path / "run", ["online.explore_share=0.5",
                                                       "online.collect_shards=1"])
     conditioned, planned = [], []
-    real_conditioned, real_planner = online.sample_conditioned, run._planner
+    real_conditioned, real_planner = explore.sample_conditioned, collectors.exploration_planner
 
     def spy_conditioned(model, s0, y_plus, *args):
         conditioned.append((len(s0), y_plus))
         return real_conditioned(model, s0, y_plus, *args)
 
-    def spy_planner(y_plus, n_explore):
-        inner = real_planner(y_plus, n_explore)
+    def spy_planner(*args, **kwargs):
+        inner = real_planner(*args, **kwargs)
 
         def planner(s0, gen):
             z0 = inner(s0, gen)
@@ -124,8 +125,8 @@ def test_collection_plays_the_plans_it_asks_for(tiny_maze_path, tmp_path, monkey
             return z0
         return planner
 
-    monkeypatch.setattr(online, "sample_conditioned", spy_conditioned)
-    run._planner = spy_planner
+    monkeypatch.setattr(explore, "sample_conditioned", spy_conditioned)
+    monkeypatch.setattr(collectors, "exploration_planner", spy_planner)
     episodes = run.collect_group()
     store = run.trainer.store
     # y+ = y_ref + kappa * std, y_ref the 0.8 quantile of the offline returns (nothing online yet).
