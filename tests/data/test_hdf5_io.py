@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gac.data.hdf5 import load_hdf5, save_hdf5
-from gac.data.store import DataError, Episode, TrajectoryStore
+from gac.data.store import DataError, DataWarning, Episode, TrajectoryStore
 
 
 def toy_store(return_only: tuple[int, ...] = ()) -> TrajectoryStore:
@@ -205,6 +205,12 @@ def test_d4rl_column_vectors_and_trailing_partial_episode(tmp_path):
     (lambda f: f.update(observations=f["observations"][:, 0]), "observations", "2-D"),
     (lambda f: f.update(rewards=np.zeros((50, 2), np.float32)), "rewards", "1-D"),
     (lambda f: f.update(actions=np.array([b"x"] * 50)), "actions", "not numeric"),
+    # float64 values beyond float32's range become inf when stored: checked after the cast
+    (lambda f: f.update(observations=f["observations"].astype(np.float64) * [1, 1, 1, 1e39]),
+     "observations", "beyond float32's range"),
+    (lambda f: f.update(rewards=np.full(50, -1e39)), "rewards", "50 NaN/inf"),
+    (lambda f: f.update(terminals=np.full(50, 2.0)), "terminals", "other than 0/1"),
+    (lambda f: f.update(timeouts=np.arange(50) % 3), "timeouts", "other than 0/1"),
 ])
 def test_bad_fields_are_named(tmp_path, change, field, problem):
     fields = d4rl_fields()
@@ -235,7 +241,9 @@ def test_actions_outside_the_action_space(tmp_path):
     fields = d4rl_fields()
     fields["actions"][[4, 9], 0] = 1.5
     path = write(tmp_path / "wide.hdf5", **fields)
-    load_hdf5(path)  # no bounds known: accepted
+    with pytest.warns(DataWarning, match=r"wide\.hdf5: field 'actions' has 2 of 50 step\(s\) "
+                                         r"outside \[-1, 1\] \(largest \|a\| 1\.5\)"):
+        load_hdf5(path)  # no bounds known: accepted, with a warning (tanh cannot reach them)
     with pytest.raises(DataError, match=r"wide\.hdf5: field 'actions' has 2 step\(s\) outside "
                                         r"the action space.*first at step 4"):
         load_hdf5(path, action_low=-1.0, action_high=1.0)
@@ -299,3 +307,36 @@ def test_refuses_to_write_an_empty_store(tmp_path):
     with pytest.raises(DataError, match="empty"):
         save_hdf5(empty, tmp_path / "e.hdf5")
     assert not (tmp_path / "e.hdf5").exists()
+
+
+@pytest.mark.parametrize("name", ["action_low", "action_high"])
+def test_action_bounds_of_the_wrong_length_are_named(tmp_path, name):
+    path = write(tmp_path / "bounds.hdf5", **d4rl_fields())
+    with h5py.File(path, "a") as f:
+        f.attrs[name] = np.ones(3) * (1 if name == "action_high" else -1)
+    with pytest.raises(DataError, match=rf"bounds\.hdf5: {name} has shape \(3,\), but the "
+                                        rf"actions have shape \(50, 2\)"):
+        load_hdf5(path)
+    with pytest.raises(DataError, match=r"action_low has shape \(5,\)"):
+        load_hdf5(write(tmp_path / "b2.hdf5", **d4rl_fields()), action_low=np.zeros(5))
+
+
+def test_streams_cut_into_one_step_episodes(tmp_path):
+    fields = d4rl_fields()
+    fields["terminals"][:] = True
+    with pytest.raises(DataError, match=r"every step ends an episode \('terminals' true at 50 of "
+                                        r"50 steps"):
+        load_hdf5(write(tmp_path / "allterm.hdf5", **fields))
+    fields["terminals"][::10] = False  # 45 of 50: mostly one-step episodes
+    with pytest.warns(DataWarning, match=r"of \d+ episodes are one step long"):
+        load_hdf5(write(tmp_path / "most.hdf5", **fields))
+
+
+def test_a_json_attribute_that_does_not_parse_is_named(tmp_path):
+    path = write(tmp_path / "attrs.hdf5", **d4rl_fields())
+    with h5py.File(path, "a") as f:
+        f.attrs["policy"] = 'json:{"hidden": [64, 64'
+    with pytest.raises(DataError, match=r"attrs\.hdf5: attribute 'policy' is marked as JSON but "
+                                        r"does not parse") as info:
+        load_hdf5(path)
+    assert "corrupt" not in str(info.value)

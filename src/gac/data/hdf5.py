@@ -10,21 +10,22 @@ D4RL files may also hold ``next_observations``, ``infos/*`` and ``metadata/*``; 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import h5py
 import numpy as np
 
-from gac.data.store import DataError, TrajectoryStore
+from gac.atomic import atomic_write
+from gac.data.store import DataError, DataWarning, TrajectoryStore
 
 REQUIRED = ("observations", "actions", "terminals", "timeouts")
 OPTIONAL = ("rewards", "next_observations", "episode_starts", "episode_returns")
 PER_STEP_1D = ("rewards", "terminals", "timeouts")
 Split = Literal["auto", "locomotion", "maze2d", "gac"]
 SPLITS = ("auto", "locomotion", "maze2d", "gac")
+
 RUNTIME_KEYS = ("source",)  # where a store was read from: set on load, never written
 
 
@@ -39,49 +40,23 @@ def save_hdf5(store: TrajectoryStore, path: str | Path, overwrite: bool = False,
     if len(store.returns) != store.num_episodes:
         raise DataError(f"{path}: store has {len(store.returns)} returns for "
                         f"{store.num_episodes} episodes")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            opts: dict[str, Any] = {"compression": "gzip", "compression_opts": 4}
-            f.create_dataset("observations", data=store.observations, **opts)
-            f.create_dataset("actions", data=store.actions, **opts)
-            if store.rewards is not None:
-                f.create_dataset("rewards", data=store.rewards, **opts)
-            f.create_dataset("terminals", data=store.terminals)
-            f.create_dataset("timeouts", data=store.timeouts)
-            f.create_dataset("episode_starts", data=store.starts)
-            f.create_dataset("episode_returns", data=store.returns)
-            for key, value in (extra or {}).items():
-                f.create_dataset(key, data=value, **opts)
-            for key, value in store.metadata.items():
-                if key not in RUNTIME_KEYS:
-                    f.attrs[key] = _attr(value)
-            f.attrs["format"] = "gac-d4rl-v1"
-        _publish(tmp, path, overwrite)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+        opts: dict[str, Any] = {"compression": "gzip", "compression_opts": 4}
+        f.create_dataset("observations", data=store.observations, **opts)
+        f.create_dataset("actions", data=store.actions, **opts)
+        if store.rewards is not None:
+            f.create_dataset("rewards", data=store.rewards, **opts)
+        f.create_dataset("terminals", data=store.terminals)
+        f.create_dataset("timeouts", data=store.timeouts)
+        f.create_dataset("episode_starts", data=store.starts)
+        f.create_dataset("episode_returns", data=store.returns)
+        for key, value in (extra or {}).items():
+            f.create_dataset(key, data=value, **opts)
+        for key, value in store.metadata.items():
+            if key not in RUNTIME_KEYS:
+                f.attrs[key] = _attr(value)
+        f.attrs["format"] = "gac-d4rl-v1"
     return path
-
-
-def _publish(tmp: str, path: Path, overwrite: bool) -> None:
-    """Move the finished temp file into place; without ``overwrite`` never clobber a file that
-    appeared meanwhile (a hard link fails if the name exists, a rename would not)."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to "
-                              f"replace it") from None
-    except OSError:  # file systems without hard links
-        if path.exists():
-            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to "
-                                  f"replace it") from None
-        os.replace(tmp, path)
 
 
 def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int = 1,
@@ -121,7 +96,7 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
                 if not isinstance(f[key], h5py.Dataset):
                     raise DataError(f"{path}: field '{key}' is a group, not a dataset")
                 data[key] = f[key][()]
-            metadata = {k: _unattr(v) for k, v in f.attrs.items()}
+            metadata = {k: _read_attr(path, k, v) for k, v in f.attrs.items()}
     except DataError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
@@ -149,6 +124,7 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
                             f"indices starting at 0 and below {n}")
     else:
         starts = _split(data, split)
+        _check_episode_ends(path, data, starts)
 
     lengths = np.diff(np.append(starts, n))
     short = np.flatnonzero(lengths < min_episode_length)
@@ -223,27 +199,71 @@ def _validate(path: Path, data: dict[str, np.ndarray], low: Any, high: Any) -> N
     if "next_observations" in data and data["next_observations"].shape != obs.shape:
         raise DataError(f"{path}: field 'next_observations' has shape "
                         f"{data['next_observations'].shape}, 'observations' has {obs.shape}")
+    for key in ("terminals", "timeouts"):
+        flags = data[key]
+        odd = (flags != 0) & (flags != 1)
+        if odd.any():
+            row = int(np.flatnonzero(odd)[0])
+            raise DataError(f"{path}: field '{key}' has {int(odd.sum())} value(s) other than 0/1 "
+                            f"(first at step {row}: {flags[row]!r}); it marks episode ends")
     for key in ("observations", "actions", "rewards", "next_observations", "episode_returns"):
         if key not in data:
             continue
         values = data[key]
+        if key != "episode_returns":  # checked as stored: float32 (returns stay float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                data[key] = values = values.astype(np.float32)
         bad = ~np.isfinite(values)
         if key == "rewards" and "episode_returns" in data:
             bad = np.isinf(values)  # NaN marks steps of episodes known by return only
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
             raise DataError(f"{path}: field '{key}' has {int(bad.sum())} NaN/inf value(s) "
-                            f"(first at step {row})")
+                            f"(first at step {row}; values beyond float32's range, about "
+                            f"3.4e38, become inf)")
+    acts = data["actions"]
     if low is not None or high is not None:
-        acts = data["actions"]
-        lo = -np.inf if low is None else np.asarray(low, dtype=np.float64)
-        hi = np.inf if high is None else np.asarray(high, dtype=np.float64)
+        bounds = {}
+        for name, value in (("action_low", low), ("action_high", high)):
+            if value is None:
+                continue
+            bound = np.asarray(value, dtype=np.float64)
+            if bound.shape not in ((), (acts.shape[1],)):
+                raise DataError(f"{path}: {name} has shape {bound.shape}, but the actions have "
+                                f"shape {acts.shape} (act_dim {acts.shape[1]}): expected a "
+                                f"number or {acts.shape[1]} values")
+            bounds[name] = bound
+        lo, hi = bounds.get("action_low", -np.inf), bounds.get("action_high", np.inf)
         outside = (acts < lo - 1e-6) | (acts > hi + 1e-6)
         if outside.any():
             row = int(np.argwhere(outside)[0][0])
             raise DataError(
                 f"{path}: field 'actions' has {int(outside.any(1).sum())} step(s) outside the "
                 f"action space [{low}, {high}] (first at step {row}: {acts[row]})")
+    else:
+        outside = np.abs(acts) > 1 + 1e-6
+        if outside.any():
+            warnings.warn(f"{path}: field 'actions' has {int(outside.any(1).sum())} of {len(acts)} "
+                          f"step(s) outside [-1, 1] (largest |a| {float(np.abs(acts).max()):.3g}) "
+                          f"and the file gives no action_low/action_high; the policy's tanh "
+                          f"head cannot reach them: rescale the actions to [-1, 1]",
+                          DataWarning, stacklevel=3)
+
+
+def _check_episode_ends(path: Path, data: dict[str, np.ndarray], starts: np.ndarray) -> None:
+    """A stream cut into (mostly) one-step episodes: terminals or timeouts that mark nearly
+    every step, which no real dataset does."""
+    n = len(data["actions"])
+    lengths = np.diff(np.append(starts, n))
+    ones = int((lengths == 1).sum())
+    if n > 1 and ones == len(lengths):
+        raise DataError(f"{path}: every step ends an episode ('terminals' true at "
+                        f"{int(data['terminals'].sum())} of {n} steps, 'timeouts' at "
+                        f"{int(data['timeouts'].sum())}): the episodes would all be one step long")
+    if len(lengths) > 1 and ones > len(lengths) // 2:
+        warnings.warn(f"{path}: {ones} of {len(lengths)} episodes are one step long ('terminals' "
+                      f"true at {int(data['terminals'].sum())} of {n} steps)", DataWarning,
+                      stacklevel=3)
 
 
 def _split(data: dict[str, np.ndarray], split: str) -> np.ndarray:
@@ -281,6 +301,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return sorted(value, key=str)
     return str(value)
+
+
+def _read_attr(path: Path, key: str, value: Any) -> Any:
+    try:
+        return _unattr(value)
+    except json.JSONDecodeError as exc:
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        raise DataError(f"{path}: attribute {key!r} is marked as JSON but does not parse "
+                        f"({exc.msg}, character {exc.pos}): {text[:60]!r}") from None
 
 
 def _unattr(value: Any) -> Any:

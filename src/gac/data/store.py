@@ -17,6 +17,10 @@ class DataError(ValueError):
     """A dataset that cannot be used, with the file/field/problem named in the message."""
 
 
+class DataWarning(UserWarning):
+    """Data that loads but looks wrong (actions the policy cannot reach, one-step episodes)."""
+
+
 @dataclass
 class Episode:
     observations: np.ndarray  # (T, obs_dim)
