@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from gac.atomic import write_text
 from gac.data.store import TrajectoryStore
 from gac.paths import cache_dir
 from gac.tasks.maze import GOAL_RADIUS, FastWaypointPolicy, MazeTask, WaypointController, open_cells
@@ -197,10 +198,7 @@ def measured_references(task: MazeTask | Maze2DTask, episodes: int = 100
         d = json.loads(path.read_text())
         return float(d["ref_min_score"]), float(d["ref_max_score"]), int(d["episodes"])
     lo, hi = measure_references(task, episodes, seed=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"ref_min_score": lo, "ref_max_score": hi, "episodes": episodes}))
-    tmp.replace(path)
+    write_text(path, json.dumps({"ref_min_score": lo, "ref_max_score": hi, "episodes": episodes}))
     return lo, hi, episodes
 
 

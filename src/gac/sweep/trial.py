@@ -18,6 +18,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from gac.atomic import write_text
+
 STATUS, TRIAL, SWEEP = "status.json", "trial.json", "sweep.json"
 
 
@@ -28,10 +30,8 @@ class SweepError(RuntimeError):
 
 # ---------------------------------------------------------------------------- status files
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically (temp file + rename): a killed writer never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
-    os.replace(tmp, path)
+    """Write atomically (``gac.atomic``): a killed writer never leaves half a file."""
+    write_text(path, json.dumps(data, indent=2, default=_jsonable))
 
 
 def _jsonable(x: Any) -> Any:

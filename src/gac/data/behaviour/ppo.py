@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from gac.atomic import atomic_write, write_text
 from gac.data.behaviour.actor import PlainActor, Policy, export_actor, run_episode
 from gac.data.behaviour.store import policies_dir
 from gac.paths import cache_dir
@@ -118,9 +119,7 @@ def default_train_dir(body: str, algo: str = "ppo", seed: int = 0) -> Path:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_jsonable))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1, default=_jsonable))
 
 
 def _jsonable(v: Any) -> Any:
@@ -128,9 +127,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def _savez(path: Path, **arrays: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:  # the temporary name ends in .npz: savez adds nothing
+        np.savez_compressed(tmp, **arrays)
 
 
 def _recorder_class() -> type:
