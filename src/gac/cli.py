@@ -292,6 +292,9 @@ def eval_cmd(
                f"(std over {len(result.seeds)} seeds; ± {s['score_std_episodes']:.1f} over "
                f"{result.returns.size} episodes); mean return {s['return_mean']:.2f}, "
                f"predicted {s['predicted_return_mean']:.2f}")
+    if "d4rl_score_mean" in s:
+        typer.echo(f"{result.mode}: D4RL scale {s['d4rl_score_mean']:.1f} (approximate: D4RL's "
+                   f"published references, PointMaze physics)")
 
 
 @app.command("finetune")

@@ -22,6 +22,9 @@ class EvalResult:
     predicted: np.ndarray  # (seeds, episodes) the plans' predicted returns
     ref: tuple[float, float] | None
     extra: dict = field(default_factory=dict)
+    # D4RL's published references, where they differ from ``ref`` (maze2d: gac measures its own
+    # on PointMaze physics, and D4RL's give the approximate D4RL-scale score beside them).
+    d4rl_ref: tuple[float, float] | None = None
 
     @property
     def scores(self) -> np.ndarray:
@@ -37,6 +40,8 @@ class EvalResult:
             "score_std_episodes": float(self.scores.std()),
             "return_mean": float(self.returns.mean()),
             "predicted_return_mean": float(self.predicted.mean()),
+            **({"d4rl_score_mean": float(normalized_score(self.returns.mean(1), *self.d4rl_ref).mean())}
+               if self.d4rl_ref is not None else {}),
         }
 
 
@@ -55,5 +60,6 @@ def evaluate(model: GACModel, task, episodes: int, seeds: list[int], icfg: Infer
         predicted.append(out["predicted"])
     for env in envs:
         env.close()
+    d4rl = task.d4rl_references()
     return EvalResult(icfg.mode, episodes, list(seeds), np.array(returns), np.array(predicted),
-                      ref)
+                      ref, d4rl_ref=d4rl if d4rl is not None and d4rl != ref else None)

@@ -35,6 +35,7 @@ from gac.tasks.references import d4rl_reference
 
 START_NOISE = 0.1  # D4RL: qpos = cell + U(-0.1, 0.1)
 VEL_NOISE = 0.1  # D4RL: qvel = N(0, 0.1^2)
+REFERENCE_EPISODES = 100  # episodes per reference return measured for a D4RL file
 
 
 class D4RLFrame:
@@ -184,9 +185,6 @@ class Maze2DTask:
         meta.setdefault("horizon", self.horizon)
         meta.setdefault("d4rl_dataset", self.d4rl_dataset)
         meta.setdefault("obs_layout", "x,y,vx,vy (D4RL frame)")
-        if "ref_min_score" not in meta:
-            meta["ref_min_score"], meta["ref_max_score"], meta["ref_episodes"] = \
-                measured_references(self)
         if store.obs_dim == 4:
             env = self.make_env()
             grid = np.array(env.maze.maze_map, dtype=object) != 1
@@ -201,6 +199,9 @@ class Maze2DTask:
                 raise DataError(f"{path}: only {100 * ok.mean():.1f}% of the positions lie in "
                                 f"open cells of {self.name}'s maze; is this really "
                                 f"{self.d4rl_dataset} (D4RL frame: x = row, y = column)?")
+        if "ref_min_score" not in meta:
+            meta["ref_min_score"], meta["ref_max_score"], meta["ref_episodes"] = \
+                measured_references(self, REFERENCE_EPISODES)
         return store
 
     def cache_is_stale(self, path: Path) -> bool:

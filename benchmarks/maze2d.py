@@ -1,0 +1,223 @@
+"""D4RL's maze2d offline: GAC next to BC, filtered BC, DT, IQL and CQL on the same files.
+
+    python benchmarks/maze2d.py [--tasks maze2d-umaze,maze2d-medium,maze2d-large]
+                                [--seeds 0,1,2] [--steps 2000] [--episodes 50]
+                                [--data-steps N] [--algos gac,gac-prior,gac-elite,bc,bc10,dt,iql,cql]
+                                [--gac-set SECTION.FIELD=VALUE ...]
+
+For every task and seed, the seed's dataset is made once by D4RL's recipe (`gac data make TASK
+--seed S`; ``--data-steps`` for fewer steps than D4RL's 1M / 2M / 4M) and every method trains for
+the same number of gradient steps on that file, then plays ``--episodes`` evaluation episodes
+(D4RL's protocol: random open start cell, the fixed goal, horizon 300 / 600 / 800, sparse reward).
+
+- GAC: the task's preset (`gac train FILE`) with exploitation plans; GAC-PRIOR and GAC-ELITE are
+  the same trained model evaluated with prior samples and with the plans of the best training
+  segments (`gac eval --mode prior|elite`). GAC sees only segment returns, never step rewards.
+- BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
+  with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
+  must beat.
+- DT: d3rlpy's Decision Transformer (locomotion benchmark's settings), conditioned on the task's
+  R_expert, segments as episodes. Return-only in spirit (returns-to-go of the segments).
+- IQL and CQL: d3rlpy, with the step rewards (which GAC does not get).
+
+Scores are normalised with the references measured here (stored with each dataset: uniform
+random actions; the waypoint controller driving to the goal), and also on D4RL's scale with
+D4RL's published maze2d references, an approximation (PointMaze physics, gac's controller).
+Rows go to ``OUT/results.jsonl`` and are reused when rerun with the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from locomotion import peer_config  # also quiets d3rlpy's import notice and logs
+from peers_d3rlpy import d3rlpy, play, to_mdp_dataset
+
+from gac.config import apply_overrides, preset
+from gac.data.datasets import make_dataset
+from gac.data.hdf5 import load_hdf5
+from gac.paths import cache_dir
+from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
+from gac.tasks import get_task, normalized_score
+from gac.tasks.gym_adapter import make_gym_env
+
+TASKS = ("maze2d-umaze", "maze2d-medium", "maze2d-large")
+GAC_MODES: dict[str, str] = {"gac": "exploit", "gac-prior": "prior", "gac-elite": "elite"}
+PEERS = ("bc", "bc10", "dt", "iql", "cql")
+ALGOS = (*GAC_MODES, *PEERS)
+
+
+def dataset_file(task: str, seed: int, steps: int | None) -> Path:
+    """The seed's dataset, made once by the task's recipe (cached like `gac data make`)."""
+    n = steps or get_task(task).default_steps
+    path = cache_dir() / "datasets" / f"bench-{task}-{n}-s{seed}.hdf5"
+    if not path.exists():
+        make_dataset(task, steps=n, seed=seed, out=path, progress=True)
+    return path
+
+
+def top_segments(store: Any, share: float) -> Any:
+    """The ``share`` of segments with the highest returns (ties broken by order)."""
+    k = max(1, int(round(share * store.num_episodes)))
+    return store.subset(np.sort(np.argsort(-store.returns, kind="stable")[:k]))
+
+
+def run_peer(algo: str, path: Path, seed: int, steps: int, episodes: int) -> dict[str, Any]:
+    store = load_hdf5(path)
+    task = store.metadata["task"]
+    data = top_segments(store, 0.1) if algo == "bc10" else store
+    d3rlpy.seed(seed)
+    if algo == "cql":  # d3rlpy's defaults with the batch and networks of the other peers
+        cfg = d3rlpy.algos.CQLConfig(batch_size=256)
+    else:
+        cfg = peer_config("bc" if algo == "bc10" else algo, steps)
+    model = cfg.create(device="cpu:0")
+    t0 = time.time()
+    model.fit(to_mdp_dataset(data), n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
+              save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    train_s = time.time() - t0
+    env = make_gym_env(task)
+    if algo == "dt":
+        wrapper = model.as_stateful_wrapper(target_return=float(store.metadata["ref_max_score"]))
+        returns = play(wrapper.predict, env, episodes, seed, reset=wrapper.reset)
+    else:
+        returns = play(lambda obs, _: model.predict(obs[None])[0], env, episodes, seed)
+    env.close()
+    return {"returns": [float(r) for r in returns], "train_s": train_s}
+
+
+def run_gac(path: Path, seed: int, steps: int, episodes: int, root: Path, sets: list[str],
+            modes: list[str]) -> dict[str, dict[str, Any]]:
+    """Train GAC once (resumed or reused if its run folder exists), evaluate every mode."""
+    sets = [f"train.steps={steps}", *sets]
+    run_dir = root / f"gac-{path.stem}-{steps}-{gac_version(path, sets)}"
+    trainer = make_trainer(str(path), run_dir, seed=seed, overrides=sets, resume=True,
+                           progress=False)
+    t0 = time.time()
+    start = trainer.step
+    trainer.train(progress=True)
+    if start < steps:
+        train_s = (time.time() - t0) * steps / (steps - start)
+    else:
+        train_s = float(np.mean([h["update_s"] for h in trainer.history])) * steps
+    out = {}
+    for mode in modes:
+        res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode=mode,
+                                  progress=False)
+        out[mode] = {"returns": res.returns[0].tolist(), "train_s": train_s,
+                     "predicted": float(res.predicted.mean())}
+    return out
+
+
+def gac_version(path: Path, sets: list[str]) -> str:
+    task = load_hdf5(path).metadata["task"]
+    cfg = apply_overrides(preset(task), list(sets))
+    blob = {k: asdict(getattr(cfg, k)) for k in ("data", "model", "train", "inference")}
+    return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def scores(row: dict[str, Any]) -> tuple[float, float]:
+    """(score on gac's measured references, approximate score on D4RL's references)."""
+    ret = float(np.mean(row["returns"]))
+    ours = normalized_score(ret, *row["ref"])
+    d4rl = normalized_score(ret, *get_task(row["task"]).d4rl_references())
+    return float(ours), float(d4rl)
+
+
+def table(rows: list[dict[str, Any]], tasks: list[str], algos: list[str]) -> str:
+    head = "| task | " + " | ".join(a.upper() for a in algos) + " | seeds |"
+    lines = [head, "|" + "---|" * (len(algos) + 2)]
+    per_seed = []
+    for task in tasks:
+        for scale, k in (("", 0), (" (D4RL scale)", 1)):
+            cells, n = [], 0
+            for a in algos:
+                s = [scores(r)[k] for r in rows if r["algo"] == a and r["task"] == task]
+                n = max(n, len(s))
+                cells.append(f"{np.mean(s):.1f} ± {np.std(s):.1f}" if s else "-")
+                if k == 0 and s:
+                    seeds = sorted((r["seed"], scores(r)[0]) for r in rows
+                                   if r["algo"] == a and r["task"] == task)
+                    per_seed.append(f"{task} {a}: " + ", ".join(f"s{x} {v:.1f}" for x, v in seeds))
+            lines.append(f"| {task}{scale} | " + " | ".join(cells) + f" | {n} |")
+    return "\n".join(lines) + "\n\nper seed:\n" + "\n".join(per_seed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--steps", type=int, default=2000, help="gradient steps for every method")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--data-steps", type=int, default=None,
+                        help="dataset size (default: D4RL's, 1M / 2M / 4M)")
+    parser.add_argument("--algos", default=",".join(ALGOS))
+    parser.add_argument("--gac-set", action="append", default=[],
+                        help="an override of GAC's preset, e.g. train.posterior_temperature=10")
+    parser.add_argument("--out", default="runs/bench-maze2d")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", action="store_true", help="only print the logged runs' table")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "results.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if not seeds:
+        raise SystemExit("--seeds: give at least one seed, e.g. 0,1,2")
+    algos = args.algos.split(",")
+    for bad in set(algos) - set(ALGOS):
+        raise SystemExit(f"unknown algorithm {bad!r}; known: {', '.join(ALGOS)}")
+    tasks = args.tasks.split(",")
+    for t in tasks:
+        get_task(t)
+    setting = {"steps": args.steps, "episodes": args.episodes, "data_steps": args.data_steps}
+
+    def key(r: dict[str, Any]) -> tuple:
+        return r["algo"], r["task"], r["seed"], r.get("gac_set", []) if r["algo"] in GAC_MODES else []
+
+    current = {key(r): r for r in rows if all(r.get(k) == v for k, v in setting.items())}
+    for seed in [] if args.report else seeds:
+        for task in tasks:
+            path = dataset_file(task, seed, args.data_steps)
+            ref = list(reference_returns(load_hdf5(path).metadata, task))
+            base = {"task": task, "seed": seed, **setting, "ref": ref}
+            gac_todo = [a for a in algos if a in GAC_MODES
+                        and (a, task, seed, args.gac_set) not in current]
+            results: dict[str, dict[str, Any]] = {}
+            if gac_todo:
+                t0 = time.time()
+                outs = run_gac(path, seed, args.steps, args.episodes, root, args.gac_set,
+                               [GAC_MODES[a] for a in gac_todo])
+                results = {a: {**outs[GAC_MODES[a]], "gac_set": args.gac_set,
+                               "wall_s": time.time() - t0} for a in gac_todo}
+            for algo in algos:
+                if algo in GAC_MODES or (algo, task, seed, []) in current:
+                    continue
+                t0 = time.time()
+                results[algo] = {**run_peer(algo, path, seed, args.steps, args.episodes),
+                                 "wall_s": time.time() - t0}
+            for algo, out in results.items():
+                row = {"algo": algo, **base, **out}
+                current[key(row)] = row
+                with open(log, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                ours, d4rl = scores(row)
+                print(f"{task} seed {seed} {algo}: {ours:.1f} (D4RL scale {d4rl:.1f})", flush=True)
+    shown = [r for r in current.values() if r["algo"] not in GAC_MODES or r["gac_set"] == args.gac_set]
+    print(f"{args.steps} gradient steps per method, {args.episodes} episodes per seed; "
+          f"± is the std over seeds; GAC overrides: {args.gac_set or 'none (preset)'}")
+    print(table(shown, tasks, algos))
+
+
+if __name__ == "__main__":
+    main()
