@@ -12,7 +12,7 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
 
 - GAC: the task's preset (`gac train FILE`) with exploitation plans; GAC-PRIOR and GAC-ELITE are
   the same trained model evaluated with prior samples and with the plans of the best training
-  segments (`gac eval --mode prior|elite`). GAC sees only segment returns, never step rewards.
+  segments (`gac eval --mode random|elite`). GAC sees only segment returns, never step rewards.
 - BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
   with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
   must beat.
@@ -50,7 +50,7 @@ from gac.tasks import get_task, normalized_score
 from gac.tasks.gym_adapter import make_gym_env
 
 TASKS = ("maze2d-umaze", "maze2d-medium", "maze2d-large")
-GAC_MODES: dict[str, str] = {"gac": "exploit", "gac-prior": "prior", "gac-elite": "elite"}
+GAC_MODES: dict[str, str] = {"gac": "exploit", "gac-prior": "random", "gac-elite": "elite"}
 PEERS = ("bc", "bc10", "dt", "iql", "cql")
 ALGOS = (*GAC_MODES, *PEERS)
 

@@ -151,13 +151,13 @@ def test_d4rl_file_trains_and_evaluates_end_to_end(tmp_path):
     write_d4rl_maze2d(path, steps=2000)
     run_dir = tmp_path / "run"
     tiny = ["--set", "model.d_model=16", "--set", "train.batch_size=8", "--set",
-            "train.warmup_steps=1", "--set", "inference.n_steps=2"]
+            "train.warmup_steps=1", "--set", "inference.ascent_steps=2"]
     res = runner.invoke(app, ["train", str(path), "--steps", "3", "--run-dir", str(run_dir),
                               "--eval-episodes", "2", *tiny])
     assert res.exit_code == 0, res.output
     assert "maze2d-umaze" in res.output
     ev = runner.invoke(app, ["eval", str(run_dir / "checkpoint.pt"), "--episodes", "2",
-                             "--seeds", "0", "--envs", "2", "--set", "inference.n_steps=2"])
+                             "--seeds", "0", "--envs", "2", "--set", "inference.ascent_steps=2"])
     assert ev.exit_code == 0, ev.output
     assert "D4RL scale" in ev.output
 
