@@ -62,7 +62,8 @@ def behaviour_train(
 def behaviour_export(
     body: Annotated[str, typer.Argument(help="hopper, walker2d or halfcheetah.")],
     train_dir: Annotated[Path | None, typer.Option(help="Training folder (default: the cache).")] = None,
-    root: Annotated[Path | None, typer.Option(help="Policies folder (default: policies/).")] = None,
+    root: Annotated[Path | None, typer.Option(
+        help="Policies folder (default: the package's, gac/data/behaviour/policies/).")] = None,
     medium_fraction: Annotated[float | None, typer.Option(
         help="Medium: the first snapshot this far from R_random to R_expert (default: 1/3, "
              "D4RL's).")] = None,
@@ -114,7 +115,7 @@ def data_make(
     """Generate a dataset the way D4RL did and save it.
 
     Mazes: a waypoint controller driving to random goals. Locomotion (e.g. hopper-medium):
-    rollouts of the committed behaviour policies in policies/ (noise and dwell do not apply).
+    rollouts of the committed behaviour policies (gac/data/behaviour/policies/; noise and dwell do not apply).
     """
     from gac.data.datasets import make_dataset
     from gac.data.hdf5 import load_hdf5

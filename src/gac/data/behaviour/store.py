@@ -1,6 +1,7 @@
-"""The policy store: each body's committed behaviour policies (``policies/{body}/``: a
-``manifest.json`` and ``actors.npz`` with every snapshot up to the medium one and the expert),
-written by ``gac behaviour export`` (``gac.data.behaviour.ppo.export_policies``).
+"""The policy store: each body's committed behaviour policies (``policies/{body}/`` beside this
+module: a ``manifest.json`` and ``actors.npz`` with every snapshot up to the medium one and the
+expert), written by ``gac behaviour export`` (``gac.data.behaviour.ppo.export_policies``). They
+are package data: an installed gac makes locomotion datasets without the source tree.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from gac.data.behaviour.actor import PlainActor
 
 
 def policies_dir() -> Path:
-    """``$GAC_POLICIES``, else ``policies/`` at the root of the gac checkout."""
+    """``$GAC_POLICIES``, else the policies shipped with the package (``policies/`` beside this
+    module)."""
     if os.environ.get("GAC_POLICIES"):
         return Path(os.environ["GAC_POLICIES"]).expanduser()
-    return Path(__file__).resolve().parents[4] / "policies"
+    return Path(__file__).resolve().parent / "policies"
 
 
 @dataclass
