@@ -46,7 +46,8 @@ def test_a_wheel_installed_in_a_fresh_venv_makes_locomotion_datasets(tmp_path):
     # so an editable gac there stays invisible).
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, cwd=tmp_path)
-    (site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    deps = [p for p in sys.path if p.endswith("site-packages")] or [sysconfig.get_paths()["purelib"]]
+    (site / "zz_deps.pth").write_text("\n".join(deps) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GAC_POLICIES")}
     out = subprocess.run([str(python), "-c", CHECK, str(tmp_path / "hopper.hdf5")], cwd=tmp_path,
                          env=env, capture_output=True, text=True)

@@ -342,11 +342,12 @@ def _run_online(online, run_dir: Path) -> list[dict[str, float]]:
     typer.echo(f"fine-tuning {online.trainer.cfg.task}: {c.env_steps} env steps in {c.stages} "
                f"stages, Δy {'auto' if c.delta_y is None else c.delta_y}, "
                f"exploration {'on' if c.exploration else 'off'}; run dir {run_dir}")
+    from gac.collectors import RayStartError
     from gac.train.offline import TrainingDiverged
 
     try:
         records, table = run_online(online, online.trainer.cfg.task, log=typer.echo)
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, RayStartError) as exc:
         _fail(str(exc))
         return []
     typer.echo(table)

@@ -12,6 +12,11 @@ seeds and plan generator -- so their episodes are bit-identical (same torch buil
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
+import threading
+import time
 from typing import Any, Protocol
 
 import torch
@@ -93,14 +98,71 @@ class CollectorActor:
         return True
 
 
+class RayStartError(RuntimeError):
+    """Ray did not start (or its cluster did not answer) in time, with what to do about it."""
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None,
+             timeout: float | None = None) -> None:
+    """``ray.init``: a local instance, or the cluster at ``address`` (or ``$RAY_ADDRESS``), within
+    ``timeout`` seconds (default ``$GAC_RAY_TIMEOUT``, else 120); otherwise ``RayStartError``.
+
+    A cluster address is probed first: Ray's own client waits a minute for an address where
+    nothing answers, then ends the process."""
+    import ray
+
+    if timeout is None:
+        timeout = float(os.environ.get("GAC_RAY_TIMEOUT", 120))
+    target = address or os.environ.get("RAY_ADDRESS")
+    where = f"the Ray cluster at {target}" if target else "a local Ray instance"
+    if target and target != "auto" and "://" not in target:
+        host, _, port = target.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), min(timeout, 10)).close()
+        except (OSError, ValueError) as exc:
+            raise RayStartError(f"no Ray cluster answers at {target} ({exc}); start one with "
+                                f"`ray start --head`, check the address, or run without Ray "
+                                f"(gac sweep --local; online.collector=local)") from None
+    timed_out, lock, finished = threading.Event(), threading.Lock(), [False]
+
+    def watchdog() -> None:  # a start-up that hangs (a busy machine, a stuck raylet) ends here
+        time.sleep(timeout)
+        with lock:
+            if not finished[0]:
+                timed_out.set()  # SIGINT wakes a blocking call too (interrupt_main would not)
+                signal.pthread_kill(main, signal.SIGINT)
+
+    # Ray starts in this thread (its processes die with the thread that started them); the
+    # watchdog can only interrupt the main thread, so elsewhere there is no timeout.
+    main = threading.main_thread().ident
+    if threading.current_thread() is threading.main_thread():
+        threading.Thread(target=watchdog, name="gac-ray-watchdog", daemon=True).start()
+    try:
+        try:
+            ray.init(address=address, num_cpus=num_cpus, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.WARNING)
+        finally:
+            with lock:
+                finished[0] = True
+    except KeyboardInterrupt:
+        if not timed_out.is_set():
+            raise
+        if ray.is_initialized():  # it came up as time ran out
+            ray.shutdown()
+        raise RayStartError(f"{where} did not start within {timeout:g} s; raise GAC_RAY_TIMEOUT "
+                            f"if the machine is busy, or run without Ray (gac sweep --local; "
+                            f"online.collector=local)") from None
+    except Exception as exc:
+        raise RayStartError(f"{where} could not start: {type(exc).__name__}: {exc}") from exc
+
+
 def ensure_ray(address: str | None = None) -> None:
     """Start (or join, with ``address`` or ``$RAY_ADDRESS``) Ray unless this process -- a
     driver or a sweep trial running inside Ray -- is already connected."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        init_ray(address)
 
 
 class RayCollector:

@@ -5,7 +5,6 @@ each job's result or error reported to a callback as it finishes.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -59,11 +58,16 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     at the end."""
     import ray
 
+    from gac.collectors import RayStartError, init_ray
+    from gac.sweep.trial import SweepError
+
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-             log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        init_ray(address, num_cpus=None if address else num_cpus)
+    except RayStartError as exc:
+        raise SweepError(str(exc)) from exc
     try:
         yield
     finally:
