@@ -4,6 +4,7 @@ environment with the wheel (and no source tree) makes locomotion datasets."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -31,9 +32,14 @@ print("ok", store.num_steps, installed)
 
 
 def test_a_wheel_installed_in_a_fresh_venv_makes_locomotion_datasets(tmp_path):
+    source = tmp_path / "source"  # built from a copy: the build leaves nothing in the checkout
+    shutil.copytree(ROOT / "src", source / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(dist), str(ROOT)], check=True, cwd=tmp_path)
+                    "-q", "-w", str(dist), str(source)], check=True, cwd=tmp_path)
     wheel, = dist.glob("gac-*.whl")
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
