@@ -2,7 +2,8 @@
 
     python benchmarks/maze2d.py [--tasks maze2d-umaze,maze2d-medium,maze2d-large]
                                 [--seeds 0,1,2] [--steps 2000] [--episodes 50]
-                                [--data-steps N] [--algos gac,gac-prior,gac-elite,bc,bc10,dt,iql,cql]
+                                [--data-steps N] [--algos gac,gac-once,gac-exploit,gac-prior,
+                                 gac-elite,bc,bc10,dt,iql,cql]
                                 [--gac-set SECTION.FIELD=VALUE ...]
 
 For every task and seed, the seed's dataset is made once by D4RL's recipe (`gac data make TASK
@@ -10,9 +11,11 @@ For every task and seed, the seed's dataset is made once by D4RL's recipe (`gac 
 the same number of gradient steps on that file, then plays ``--episodes`` evaluation episodes
 (D4RL's protocol: random open start cell, the fixed goal, horizon 300 / 600 / 800, sparse reward).
 
-- GAC: the task's preset (`gac train FILE`) with exploitation plans; GAC-PRIOR and GAC-ELITE are
-  the same trained model evaluated with prior samples and with the plans of the best training
-  segments (`gac eval --mode random|elite`). GAC sees only segment returns, never step rewards.
+- GAC: the task's preset (`gac train FILE`, `gac eval`): per state, the training plan of highest
+  predicted return (`select`), re-planned every sixth of the horizon. The same trained model is
+  also evaluated planning once (GAC-ONCE), with exploitation by ascent (GAC-EXPLOIT), with prior
+  samples (GAC-PRIOR, both re-planning as the preset) and with the plans of the 8 best training
+  segments (GAC-ELITE). GAC sees only segment returns, never step rewards.
 - BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
   with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
   must beat.
@@ -50,7 +53,14 @@ from gac.tasks import get_task, normalized_score
 from gac.tasks.gym_adapter import make_gym_env
 
 TASKS = ("maze2d-umaze", "maze2d-medium", "maze2d-large")
-GAC_MODES: dict[str, str] = {"gac": "exploit", "gac-prior": "random", "gac-elite": "elite"}
+# Evaluations of one trained GAC: the preset's inference (select, re-planning), and variants.
+GAC_MODES: dict[str, list[str]] = {
+    "gac": [],
+    "gac-once": ["inference.replan_every=0"],  # select, planned once per episode
+    "gac-exploit": ["inference.mode=exploit"],  # ascent on r(U(z0), s0), with re-planning
+    "gac-prior": ["inference.mode=random"],  # prior samples, with re-planning
+    "gac-elite": ["inference.mode=elite", "inference.elite_episodes=8"],
+}
 PEERS = ("bc", "bc10", "dt", "iql", "cql")
 ALGOS = (*GAC_MODES, *PEERS)
 
@@ -110,8 +120,8 @@ def run_gac(path: Path, seed: int, steps: int, episodes: int, root: Path, sets: 
         train_s = float(np.mean([h["update_s"] for h in trainer.history])) * steps
     out = {}
     for mode in modes:
-        res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed], mode=mode,
-                                  progress=False)
+        res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed],
+                                  inference_overrides=GAC_MODES[mode], progress=False)
         out[mode] = {"returns": res.returns[0].tolist(), "train_s": train_s,
                      "predicted": float(res.predicted.mean())}
     return out
@@ -120,7 +130,7 @@ def run_gac(path: Path, seed: int, steps: int, episodes: int, root: Path, sets: 
 def gac_version(path: Path, sets: list[str]) -> str:
     task = load_hdf5(path).metadata["task"]
     cfg = apply_overrides(preset(task), list(sets))
-    blob = {k: asdict(getattr(cfg, k)) for k in ("data", "model", "train", "inference")}
+    blob = {k: asdict(getattr(cfg, k)) for k in ("data", "model", "train")}  # not inference
     return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -196,9 +206,8 @@ def main() -> None:
             results: dict[str, dict[str, Any]] = {}
             if gac_todo:
                 t0 = time.time()
-                outs = run_gac(path, seed, args.steps, args.episodes, root, args.gac_set,
-                               [GAC_MODES[a] for a in gac_todo])
-                results = {a: {**outs[GAC_MODES[a]], "gac_set": args.gac_set,
+                outs = run_gac(path, seed, args.steps, args.episodes, root, args.gac_set, gac_todo)
+                results = {a: {**outs[a], "gac_set": args.gac_set,
                                "wall_s": time.time() - t0} for a in gac_todo}
             for algo in algos:
                 if algo in GAC_MODES or (algo, task, seed, []) in current:

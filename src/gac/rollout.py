@@ -19,6 +19,8 @@ from gac.data.store import Episode
 from gac.inference import PlanBank, Planner, make_planner
 from gac.model import GACModel
 
+Tensor = torch.Tensor
+
 
 def make_envs(make_env: Callable[[], Any], n: int) -> list[Any]:
     return [make_env() for _ in range(n)]
@@ -27,7 +29,8 @@ def make_envs(make_env: Callable[[], Any], n: int) -> list[Any]:
 def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed: int,
             icfg: InferenceConfig | None = None, planner: Planner | None = None,
             cache: bool = True, target_return: float | None = None, record: bool = False,
-            progress: bool = False, bank: PlanBank | None = None) -> dict[str, Any]:
+            progress: bool = False, bank: PlanBank | None = None,
+            replan_every: int | None = None) -> dict[str, Any]:
     """Run ``episodes`` episodes of the GAC policy on ``envs`` stepped together (episodes are
     played in groups of ``len(envs)``); episode k resets with seed ``seed + k``.
 
@@ -36,11 +39,21 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
     Returns per-episode ``returns``, ``lengths`` and ``predicted`` (the plan's predicted return,
     raw units); with ``record``, also ``episodes``: the trajectories as ``Episode`` objects
     labelled with their total return only (no step rewards).
+
+    ``replan_every`` k (default: ``icfg.replan_every``, 0: never): every k steps each episode
+    gets a new plan from the planner with its current observation as s0, and the decoder's
+    context (the last K steps) is replayed under the new plan, so that decoding continues
+    exactly as if the episode had been decoded with that plan all along.
     """
     if planner is None:
         if icfg is None:
             raise ValueError("rollout needs an InferenceConfig or a planner")
         planner = make_planner(model, icfg, bank, target_return)
+    if replan_every is None:
+        replan_every = icfg.replan_every if icfg is not None else 0
+    # The cached decoder's receptive field: K steps per layer. Replaying that many steps under a
+    # new plan rebuilds every layer's keys and values as a full re-encoding would.
+    replay = model.cfg.n_layers * (model.cfg.context_steps - 1)
 
     device = next(model.parameters()).device
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -66,13 +79,25 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
             if cache:
                 state = model.start_episode(z)
             hist_obs, hist_act, hist_t = [], [], []
+            recent: list[tuple[Tensor, Tensor, int]] = []  # the last `replay` steps
             for t in range(horizon):
                 if not alive.any():
                     break
                 obs_t = torch.as_tensor(obs, device=device)
+                if replan_every and t and t % replan_every == 0:
+                    with torch.inference_mode(False):  # plan search may need autograd
+                        z0 = planner(torch.tensor(obs, device=device), gen)
+                    z = model.prior(z0)
+                    if cache:
+                        state = model.start_episode(z)
+                        for o, a, tt in recent:
+                            model.act(state, o, tt)
+                            model.observe_action(state, a)
                 if cache:
                     action = model.act(state, obs_t, t)  # one timestep for the whole batch
                     model.observe_action(state, action)
+                    if replan_every and replay:
+                        recent = [*recent, (obs_t.clone(), action, t)][-replay:]
                 else:
                     hist_obs.append(obs_t.clone())  # obs_t shares memory with obs, stepped in place
                     hist_t.append(torch.full((n,), t, dtype=torch.long, device=device))

@@ -186,3 +186,21 @@ def test_every_registered_mode_plans_one_plan_per_state(model, s0):
                               target_return=1.0)
         assert plan(model, s0, cfg, torch.Generator().manual_seed(0), bank=bank).shape == (B, 4, 32)
         assert mode.summary and "\n" not in mode.summary
+
+
+def test_select_ranks_the_bank_per_state(model, s0):
+    bank = torch.randn(40, 4, 32, generator=torch.Generator().manual_seed(5))
+    plans = PlanBank(bank, torch.zeros(40).numpy())  # stored returns play no part
+    with pytest.raises(ValueError, match="training episodes' plans"):
+        plan(model, s0, InferenceConfig(mode="select"))
+    states = 10 * torch.randn(16, 5, generator=torch.Generator().manual_seed(9))
+    rated = torch.stack([predicted(model, bank, s.expand(40, 5)) for s in states])  # (16, 40)
+    best = plan(model, states, InferenceConfig(mode="select", elite_episodes=1), bank=plans)
+    torch.testing.assert_close(best, bank[rated.argmax(1)])  # argmax per state
+    assert len({int(i) for i in rated.argmax(1)}) > 1  # and the states disagree
+    top3 = rated.topk(3, dim=1).indices
+    drawn = plan(model, states, InferenceConfig(mode="select", elite_episodes=3),
+                 torch.Generator().manual_seed(0), bank=plans)
+    for i, z in enumerate(drawn):
+        j = int((bank - z).flatten(1).abs().sum(1).argmin())
+        assert j in top3[i].tolist()

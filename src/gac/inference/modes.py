@@ -21,6 +21,8 @@ help, the sweep spec and the docs all read it. A new mode is a function here, re
   highest-return training episodes (a ``PlanBank``), the region where the decoder and the
   return head were trained. Where the return head over-rates plans that ascent finds, the
   data's own best plans can play better (locomotion; docs/design-notes.md).
+- ``select``: a plan drawn from the ``elite_episodes`` bank plans with the highest predicted
+  return r(U(z0), s0) for *this* initial state: the data's plans, ranked per state.
 - ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
   trust region around it; ``n_starts`` unused): a plan known to decode well, adapted to this s0
   without leaving the region where the return head was trained. One draw, not the elite plan
@@ -181,6 +183,38 @@ def elite(model: GACModel, s0: Tensor, cfg: InferenceConfig,
           generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
           **_: object) -> Tensor:
     return _elite_draw(model, bank, cfg.elite_episodes, s0.shape[0], generator)
+
+
+@register("select", "a plan drawn from the elite_episodes bank plans the return head rates "
+                    "highest for this state")
+def select(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+           generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
+           **_: object) -> Tensor:
+    """Where a return depends on where an episode starts (mazes: a segment that starts at the
+    goal scores high whatever it does next), the data's best plans are not the best plans for
+    *this* state; r(U(z0), s0) ranks every bank plan for each state instead, with no ascent."""
+    if bank is None:
+        _elite_draw(model, bank, 1, 1, generator)  # the error that names what is missing
+    assert bank is not None
+    p = model.obs_mean
+    z0 = bank.z0.to(device=p.device, dtype=p.dtype)
+    k = min(cfg.elite_episodes, len(z0))
+    if k < 1:
+        raise ValueError(f"inference.elite_episodes must be at least 1, got {cfg.elite_episodes}")
+    b, n = s0.shape[0], len(z0)
+    with torch.no_grad():
+        z = model.prior(z0)  # once per call: U of every bank plan
+        scores = torch.empty(b, n, device=p.device, dtype=p.dtype)
+        chunk = max(1, 65_536 // b)  # bounded memory for large banks
+        for i in range(0, n, chunk):
+            zc = z[i:i + chunk]
+            m = len(zc)
+            r = model.predict_return(zc.repeat(b, 1, 1), s0.to(p).repeat_interleave(m, dim=0))
+            scores[:, i:i + chunk] = r.view(b, m)
+        top = scores.topk(k, dim=1).indices  # (B, k)
+    device = generator.device if generator is not None else "cpu"
+    pick = torch.randint(k, (b,), generator=generator, device=device).to(top.device)
+    return z0[top[torch.arange(b, device=top.device), pick]]
 
 
 def plan(
