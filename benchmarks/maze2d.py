@@ -193,7 +193,7 @@ def main() -> None:
     setting = {"steps": args.steps, "episodes": args.episodes, "data_steps": args.data_steps}
 
     def key(r: dict[str, Any]) -> tuple:
-        return r["algo"], r["task"], r["seed"], r.get("gac_set", []) if r["algo"] in GAC_MODES else []
+        return r["algo"], r["task"], r["seed"], tuple(r.get("gac_set", [])) if r["algo"] in GAC_MODES else ()
 
     current = {key(r): r for r in rows if all(r.get(k) == v for k, v in setting.items())}
     for seed in [] if args.report else seeds:
@@ -202,7 +202,7 @@ def main() -> None:
             ref = list(reference_returns(load_hdf5(path).metadata, task))
             base = {"task": task, "seed": seed, **setting, "ref": ref}
             gac_todo = [a for a in algos if a in GAC_MODES
-                        and (a, task, seed, args.gac_set) not in current]
+                        and (a, task, seed, tuple(args.gac_set)) not in current]
             results: dict[str, dict[str, Any]] = {}
             if gac_todo:
                 t0 = time.time()
@@ -210,7 +210,7 @@ def main() -> None:
                 results = {a: {**outs[a], "gac_set": args.gac_set,
                                "wall_s": time.time() - t0} for a in gac_todo}
             for algo in algos:
-                if algo in GAC_MODES or (algo, task, seed, []) in current:
+                if algo in GAC_MODES or (algo, task, seed, ()) in current:
                     continue
                 t0 = time.time()
                 results[algo] = {**run_peer(algo, path, seed, args.steps, args.episodes),
