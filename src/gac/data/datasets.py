@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gac.data.generators import generate
 from gac.data.hdf5 import load_hdf5, save_hdf5
 from gac.data.store import TrajectoryStore
 from gac.paths import dataset_path
@@ -30,7 +31,7 @@ def make_dataset(task_name: str, steps: int | None = None, seed: int = 0, out: s
     path = Path(out) if out else dataset_path(task.name, steps, seed)
     if path.exists() and not overwrite:  # before generating: fail in milliseconds, not minutes
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    store, extra = task.generate(steps, seed, progress=progress, **options)
+    store, extra = generate(task, steps, seed, progress=progress, **options)
     return save_hdf5(store, path, overwrite=overwrite, extra=extra)
 
 

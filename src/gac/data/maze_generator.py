@@ -15,22 +15,21 @@ layout: ``timeouts`` mark goal changes (segment ends) and ``infos/goal`` holds t
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from gac.atomic import write_text
 from gac.data.store import TrajectoryStore
-from gac.paths import cache_dir
 from gac.tasks.maze import GOAL_RADIUS, FastWaypointPolicy, MazeTask, WaypointController, open_cells
 from gac.tasks.maze2d import Maze2DTask
-
-Policy = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+from gac.tasks.maze_references import (  # noqa: F401  (re-exported: where they used to live)
+    measure_behaviour,
+    measure_references,
+    measured_references,
+    rollout_policy,
+)
 
 
 @dataclass
@@ -156,68 +155,6 @@ def generate_maze_dataset(task: MazeTask, cfg: MazeDataConfig, progress: bool = 
                               behavior_return=measure_behaviour(task, cfg.reference_episodes,
                                                                 cfg.noise, seed=cfg.seed + 2))
     return store, goals
-
-
-def rollout_policy(env: Any, policy: Policy, horizon: int, seed: int) -> float:
-    """Return of one evaluation episode of ``policy(pos, vel, goal) -> action``, where the
-    policy sees and acts in PointMaze's frame (the env converts for D4RL's frame)."""
-    env.reset(seed=seed)
-    total = 0.0
-    for _ in range(horizon):
-        pos, vel, goal = env.pm_state()
-        _, reward, _, _, _ = env.step(env.action_from_pm(policy(pos, vel, goal)))
-        total += reward
-    return total
-
-
-def measure_references(task: MazeTask | Maze2DTask, episodes: int, seed: int = 1
-                       ) -> tuple[float, float]:
-    """(R_random, R_expert) on the evaluation task: uniform random actions, and the noiseless
-    waypoint controller driving to the fixed goal (and holding there), averaged over episodes."""
-    env = task.make_env()
-    controller = WaypointController(env.maze)
-    rng = np.random.default_rng(seed)
-
-    def random_policy(pos: Any, vel: Any, goal: Any) -> np.ndarray:
-        return rng.uniform(-1.0, 1.0, size=2)
-
-    r_random = np.mean([rollout_policy(env, random_policy, task.horizon, seed + 2 * k)
-                        for k in range(episodes)])
-    r_expert = np.mean([rollout_policy(env, controller, task.horizon, seed + 2 * k + 1)
-                        for k in range(episodes)])
-    env.close()
-    return float(r_random), float(r_expert)
-
-
-def measured_references(task: MazeTask | Maze2DTask, episodes: int = 100
-                        ) -> tuple[float, float, int]:
-    """``measure_references`` for files that carry none (a user's D4RL file), measured once per
-    task and cached in the cache folder: (R_random, R_expert, episodes)."""
-    path = cache_dir() / "references" / f"{task.name}-{episodes}.json"
-    if path.exists():
-        d = json.loads(path.read_text())
-        return float(d["ref_min_score"]), float(d["ref_max_score"]), int(d["episodes"])
-    lo, hi = measure_references(task, episodes, seed=1)
-    write_text(path, json.dumps({"ref_min_score": lo, "ref_max_score": hi, "episodes": episodes}))
-    return lo, hi, episodes
-
-
-def measure_behaviour(task: MazeTask | Maze2DTask, episodes: int, noise: float, seed: int = 2
-                      ) -> float:
-    """Mean return on the evaluation task of the policy that collected the data: the waypoint
-    controller with the same action noise (the maze analogue of a dataset's average return).
-    On maze2d it drives to the evaluation goal, which the data's controller rarely does: an
-    upper reference, not the data's own level."""
-    env = task.make_env()
-    controller = WaypointController(env.maze)
-    rng = np.random.default_rng(seed)
-
-    def noisy(pos: Any, vel: Any, goal: Any) -> np.ndarray:
-        return np.clip(controller(pos, vel, goal) + noise * rng.standard_normal(2), -1.0, 1.0)
-
-    mean = np.mean([rollout_policy(env, noisy, task.horizon, seed + k) for k in range(episodes)])
-    env.close()
-    return float(mean)
 
 
 def generate_maze2d_dataset(task: Maze2DTask, cfg: MazeDataConfig, progress: bool = True

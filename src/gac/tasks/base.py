@@ -1,13 +1,15 @@
 """What a task family provides: the one interface the rest of gac sees.
 
-A new task family is one module under ``gac/tasks/`` with a class satisfying ``Task`` and one
-line in ``gac/tasks/__init__.py`` that registers its names. Nothing else switches on the family.
+A new task family is one module under ``gac/tasks/`` with a class satisfying ``Task``, one line
+in ``gac/tasks/__init__.py`` that registers its names, and its dataset generator registered
+under its ``family`` in ``gac.data.generators`` (the data layer imports tasks, never the other
+way round). Nothing else switches on the family.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -68,11 +70,6 @@ class Task(Protocol):
 
     def d4rl_references(self) -> tuple[float, float] | None:
         """D4RL's published (R_random, R_expert) for this task, where it has them."""
-        ...
-
-    def generate(self, steps: int, seed: int, progress: bool = True, **options: Any
-                 ) -> tuple[TrajectoryStore, dict[str, np.ndarray]]:
-        """Make a dataset: the store and extra per-step fields (``infos/*``) to write with it."""
         ...
 
     def adapt_file(self, store: TrajectoryStore, path: Path) -> TrajectoryStore:

@@ -157,20 +157,6 @@ class LocomotionTask:
     def make_env(self) -> LocomotionEnv:
         return LocomotionEnv(self.env_id)
 
-    def generate(self, steps: int, seed: int, progress: bool = True,
-                 replay_dir: str | Path | None = None, **options: Any) -> Any:
-        """Rollouts of the committed behaviour policies (``replay_dir``: a recorded PPO
-        training buffer for medium-replay). Maze options such as ``noise`` do not apply."""
-        from gac.data.locomotion_generator import LocomotionDataConfig, generate_locomotion_dataset
-
-        if self.source != "gac":
-            raise ValueError(f"{self.name} is a D4RL dataset: D4RL's files cannot be made (nor "
-                             f"downloaded) here. Train on your own copy (gac train PATH/"
-                             f"{self.d4rl_filename}) or make gac's {self.body}-{self.kind}")
-        cfg = LocomotionDataConfig(steps=steps, seed=seed)
-        cfg.check()
-        return generate_locomotion_dataset(self, cfg, replay_dir=replay_dir, progress=progress), {}
-
     @property
     def d4rl_filename(self) -> str:
         """The name D4RL saved the dataset under (``hopper_medium_replay-v2.hdf5``)."""

@@ -285,14 +285,6 @@ class MazeTask:
     def d4rl_references(self) -> tuple[float, float] | None:
         return None  # another problem than D4RL's: scored with references measured here only
 
-    def generate(self, steps: int, seed: int, progress: bool = True, **options: Any) -> Any:
-        from gac.data.maze_generator import MazeDataConfig, generate_maze_dataset
-
-        options.pop("replay_dir", None)
-        store, goals = generate_maze_dataset(
-            self, MazeDataConfig(steps=steps, seed=seed, **options), progress=progress)
-        return store, {"infos/goal": goals}
-
     def adapt_file(self, store: Any, path: Any) -> Any:
         return store
 

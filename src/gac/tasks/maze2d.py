@@ -164,21 +164,11 @@ class Maze2DTask:
     def d4rl_references(self) -> tuple[float, float]:
         return d4rl_reference(self.d4rl_dataset)
 
-    def generate(self, steps: int, seed: int, progress: bool = True, **options: Any) -> Any:
-        from gac.data.maze_generator import MazeDataConfig, generate_maze2d_dataset
-
-        if options.pop("dwell", 0) != 0:
-            raise ValueError(f"{self.name} follows D4RL's recipe, which never dwells at a goal; "
-                             f"dwell is an option of the pointmaze-*-goal tasks")
-        options.pop("replay_dir", None)
-        return generate_maze2d_dataset(self, MazeDataConfig(steps=steps, seed=seed, dwell=0,
-                                                            **options), progress=progress)
-
     def adapt_file(self, store: Any, path: Path) -> Any:
         """A D4RL maze2d file: name the task, keep D4RL's references beside gac's measured ones
         (measured here once and cached), and check that its positions lie in this maze."""
-        from gac.data.maze_generator import measured_references
         from gac.data.store import DataError
+        from gac.tasks.maze_references import measured_references
 
         meta = store.metadata
         meta.setdefault("task", self.name)
