@@ -203,25 +203,27 @@ def main() -> None:
             base = {"task": task, "seed": seed, **setting, "ref": ref}
             gac_todo = [a for a in algos if a in GAC_MODES
                         and (a, task, seed, tuple(args.gac_set)) not in current]
-            results: dict[str, dict[str, Any]] = {}
-            if gac_todo:
-                t0 = time.time()
-                outs = run_gac(path, seed, args.steps, args.episodes, root, args.gac_set, gac_todo)
-                results = {a: {**outs[a], "gac_set": args.gac_set,
-                               "wall_s": time.time() - t0} for a in gac_todo}
-            for algo in algos:
-                if algo in GAC_MODES or (algo, task, seed, ()) in current:
-                    continue
-                t0 = time.time()
-                results[algo] = {**run_peer(algo, path, seed, args.steps, args.episodes),
-                                 "wall_s": time.time() - t0}
-            for algo, out in results.items():
-                row = {"algo": algo, **base, **out}
+
+            def record(algo: str, out: dict[str, Any], base: dict[str, Any] = base) -> None:
+                row = {"algo": algo, **base, **out}  # logged as soon as it exists
                 current[key(row)] = row
                 with open(log, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 ours, d4rl = scores(row)
-                print(f"{task} seed {seed} {algo}: {ours:.1f} (D4RL scale {d4rl:.1f})", flush=True)
+                print(f"{row['task']} seed {row['seed']} {algo}: {ours:.1f} (D4RL scale "
+                      f"{d4rl:.1f})", flush=True)
+
+            if gac_todo:
+                t0 = time.time()
+                outs = run_gac(path, seed, args.steps, args.episodes, root, args.gac_set, gac_todo)
+                for a in gac_todo:
+                    record(a, {**outs[a], "gac_set": args.gac_set, "wall_s": time.time() - t0})
+            for algo in algos:
+                if algo in GAC_MODES or (algo, task, seed, ()) in current:
+                    continue
+                t0 = time.time()
+                record(algo, {**run_peer(algo, path, seed, args.steps, args.episodes),
+                              "wall_s": time.time() - t0})
     shown = [r for r in current.values() if r["algo"] not in GAC_MODES or r["gac_set"] == args.gac_set]
     print(f"{args.steps} gradient steps per method, {args.episodes} episodes per seed; "
           f"± is the std over seeds; GAC overrides: {args.gac_set or 'none (preset)'}")
