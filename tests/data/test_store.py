@@ -134,6 +134,58 @@ def test_episode_sampling_is_length_weighted(store):
     np.testing.assert_allclose(freq, np.array(LENGTHS) / sum(LENGTHS), atol=0.01)
 
 
+def _windows_one_row_at_a_time(store, rng, n, window, burn_in, weights):
+    """The sampler as first written, one row at a time: the reference the batched one matches."""
+    p = store.lengths.astype(np.float64) * (1.0 if weights is None else weights)
+    eps = rng.choice(store.num_episodes, size=n, p=p / p.sum())
+    seq = burn_in + window
+    obs = np.zeros((n, seq, store.obs_dim), np.float32)
+    tsteps = np.zeros((n, seq), np.int64)
+    mask = np.zeros((n, seq), np.float32)
+    scale = np.zeros(n, np.float32)
+    for row, e in enumerate(eps):
+        length = int(store.lengths[e])
+        if length > window:
+            start = int(rng.integers(-(window - 1), length))
+            w0, w1 = max(start, 0), min(start + window, length)
+            scale[row] = (length + window - 1) / window
+        else:
+            w0, w1, scale[row] = 0, length, 1.0
+        h0, s = max(w0 - burn_in, 0), int(store.starts[e])
+        obs[row, :w1 - h0] = store.observations[s + h0:s + w1]
+        tsteps[row, :w1 - h0] = np.arange(h0, w1)
+        mask[row, w0 - h0:w1 - h0] = 1.0
+    return {"episode_index": eps, "obs": obs, "timesteps": tsteps, "loss_mask": mask,
+            "traj_scale": scale}
+
+
+@pytest.mark.parametrize("window,burn_in,weighted", [(8, 0, False), (4, 6, True), (70, 2, False)])
+def test_batched_sampler_draws_what_the_row_by_row_one_drew(store, window, burn_in, weighted):
+    """Same seed, same windows: the batched sampler (no per-row Python, no per-batch O(episodes)
+    work) left training's random stream, and so every seeded run, unchanged."""
+    weights = np.array([0.5, 2.0, 1.0, 3.0]) if weighted else None
+    for seed in range(5):
+        new = store.sample_windows(np.random.default_rng(seed), 64, window, burn_in, weights)
+        ref = _windows_one_row_at_a_time(store, np.random.default_rng(seed), 64, window, burn_in,
+                                         weights)
+        for key, value in ref.items():
+            np.testing.assert_array_equal(new[key], value, err_msg=key)
+            assert new[key].dtype == value.dtype, key
+
+
+def test_sampling_distribution_follows_appends_and_new_weights(store):
+    store.sample_episodes(np.random.default_rng(0), 10)  # caches the distribution
+    store.append([episode(9, 500)])
+    idx = store.sample_episodes(np.random.default_rng(1), 20_000)
+    assert (idx == 4).mean() == pytest.approx(500 / store.num_steps, abs=0.02)
+    only_first = np.array([1.0, 0, 0, 0, 0])
+    assert (store.sample_episodes(np.random.default_rng(2), 50, only_first) == 0).all()
+    only_last = np.array([0, 0, 0, 0, 1.0])
+    assert (store.sample_episodes(np.random.default_rng(2), 50, only_last) == 4).all()
+    with pytest.raises(ValueError, match="weights"):
+        store.sample_episodes(np.random.default_rng(3), 5, np.zeros(5))
+
+
 def test_window_estimate_of_a_whole_episode_sum_is_unbiased(store):
     """The docstring's claim: traj_scale * (sum over scored steps) estimates the episode's sum."""
     window = 8

@@ -43,6 +43,7 @@ class TrajectoryStore:
     starts: np.ndarray  # (E,) int64, first step of each episode
     returns: np.ndarray  # (E,) float64, total return of each episode
     metadata: dict[str, Any] = field(default_factory=dict)
+    _sampling: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -193,17 +194,37 @@ class TrajectoryStore:
         }
 
     # ----------------------------------------------------------------- sampling
+    def _sampling_cdf(self, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(episode lengths, cumulative sampling distribution), computed once per store layout
+        and weights: sampling a batch must not cost O(episodes). The layout is known by the
+        ``starts`` array and the weights by their array object (``append`` replaces arrays, it
+        does not modify them; pass new weights as a new array)."""
+        cached = self._sampling
+        if cached is None or cached[0] is not self.starts or cached[1] is not weights or \
+                cached[2] != self.num_steps:
+            lengths = self.lengths
+            p = lengths.astype(np.float64)
+            if weights is not None:
+                p = p * weights
+            if not (np.isfinite(p).all() and (p >= 0).all() and p.sum() > 0):
+                raise ValueError("episode sampling weights must be finite, non-negative and "
+                                 "not all zero")
+            cdf = (p / p.sum()).cumsum()
+            cdf /= cdf[-1]
+            self._sampling = cached = (self.starts, weights, self.num_steps, lengths, cdf)
+        return cached[3], cached[4]
+
     def sample_episodes(self, rng: np.random.Generator, n: int,
                         weights: np.ndarray | None = None) -> np.ndarray:
         """Episode indices drawn with replacement, with probability proportional to length
         (times an optional per-episode weight).
 
         Length weighting makes every *step* equally likely to be trained on (LPT's choice).
+        The draws are those of ``rng.choice(num_episodes, n, p=...)``, from a cached
+        distribution.
         """
-        p = self.lengths.astype(np.float64)
-        if weights is not None:
-            p = p * weights
-        return rng.choice(self.num_episodes, size=n, p=p / p.sum())
+        _, cdf = self._sampling_cdf(weights)
+        return cdf.searchsorted(rng.random(n), side="right").astype(np.int64)
 
     def sample_windows(self, rng: np.random.Generator, n: int, window: int, burn_in: int = 0,
                        weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -213,38 +234,35 @@ class TrajectoryStore:
         scored steps and a ``traj_scale`` such that a window's summed log-likelihood times
         ``traj_scale`` is an unbiased estimate of the whole episode's: the window start is uniform
         over the L + W - 1 placements that overlap the episode (clipped at its ends), so each step
-        is scored with probability W / (L + W - 1).
+        is scored with probability W / (L + W - 1). The cost is O(n * (burn_in + window)),
+        whatever the store's size.
         """
         eps = self.sample_episodes(rng, n, weights)
-        lengths = self.lengths[eps]
+        lengths = self._sampling_cdf(weights)[0][eps]
         seq = burn_in + window
-        obs = np.zeros((n, seq, self.obs_dim), np.float32)
-        act = np.zeros((n, seq, self.act_dim), np.float32)
-        tsteps = np.zeros((n, seq), np.int64)
-        mask = np.zeros((n, seq), np.float32)
-        scale = np.zeros(n, np.float32)
-        for row, (e, length) in enumerate(zip(eps, lengths, strict=True)):
-            if length > window:
-                start = int(rng.integers(-(window - 1), length))
-                w0, w1 = max(start, 0), min(start + window, length)
-                scale[row] = (length + window - 1) / window
-            else:
-                w0, w1 = 0, length
-                scale[row] = 1.0
-            h0 = max(w0 - burn_in, 0)
-            s = int(self.starts[e])
-            k = w1 - h0
-            obs[row, :k] = self.observations[s + h0:s + w1]
-            act[row, :k] = self.actions[s + h0:s + w1]
-            tsteps[row, :k] = np.arange(h0, w1)
-            mask[row, w0 - h0:k] = 1.0
+        w0 = np.zeros(n, np.int64)  # the scored steps [w0, w1) of each row's episode
+        w1 = lengths.astype(np.int64)
+        scale = np.ones(n, np.float32)
+        long = lengths > window  # shorter episodes are scored whole
+        if long.any():
+            start = rng.integers(-(window - 1), lengths[long])
+            w0[long] = np.maximum(start, 0)
+            w1[long] = np.minimum(start + window, lengths[long])
+            scale[long] = (lengths[long] + window - 1) / window
+        t = np.maximum(w0 - burn_in, 0)[:, None] + np.arange(seq)  # each row's episode steps
+        valid = t < w1[:, None]
+        src = np.where(valid, self.starts[eps][:, None] + t, 0)
+        obs = self.observations[src].astype(np.float32, copy=False)
+        act = self.actions[src].astype(np.float32, copy=False)
+        obs[~valid] = 0.0
+        act[~valid] = 0.0
         return {
             "obs": obs,
             "actions": act,
-            "timesteps": tsteps,
-            "loss_mask": mask,
+            "timesteps": np.where(valid, t, 0),
+            "loss_mask": (valid & (t >= w0[:, None])).astype(np.float32),
             "traj_scale": scale,
             "returns": self.returns[eps].astype(np.float32),
             "s0": self.observations[self.starts[eps]],
-            "episode_index": eps.astype(np.int64),
+            "episode_index": eps,
         }
