@@ -148,12 +148,14 @@ def load_hdf5(path: str | Path, split: Split = "auto", min_episode_length: int =
                             f"use split='gac'")
         returns = np.add.reduceat(rewards.astype(np.float64), starts)
     metadata["source"] = str(path)
+    # The arrays as read (already float32 after _validate): a second copy would double the
+    # peak memory of loading.
     return TrajectoryStore(
-        observations=data["observations"].astype(np.float32),
-        actions=data["actions"].astype(np.float32),
-        rewards=None if rewards is None else rewards.astype(np.float32),
-        terminals=data["terminals"].astype(bool),
-        timeouts=data["timeouts"].astype(bool),
+        observations=data["observations"].astype(np.float32, copy=False),
+        actions=data["actions"].astype(np.float32, copy=False),
+        rewards=None if rewards is None else rewards.astype(np.float32, copy=False),
+        terminals=data["terminals"].astype(bool, copy=False),
+        timeouts=data["timeouts"].astype(bool, copy=False),
         starts=starts,
         returns=returns,
         metadata=metadata,
@@ -212,7 +214,7 @@ def _validate(path: Path, data: dict[str, np.ndarray], low: Any, high: Any) -> N
         values = data[key]
         if key != "episode_returns":  # checked as stored: float32 (returns stay float64)
             with np.errstate(over="ignore", invalid="ignore"):
-                data[key] = values = values.astype(np.float32)
+                data[key] = values = values.astype(np.float32, copy=False)
         bad = ~np.isfinite(values)
         if key == "rewards" and "episode_returns" in data:
             bad = np.isinf(values)  # NaN marks steps of episodes known by return only
