@@ -102,6 +102,12 @@ class TrainConfig:
     # energy towards its mode (MAP plans; the locomotion presets, see PRESETS); in between, a
     # colder sampler.
     langevin_noise: float = 1.0
+    # How an update gets the chains' last move and the parameters' gradient. "exact": every
+    # Langevin step is its own forward/backward (z only), then one more pass at the moved chains
+    # for the parameters. "shared": the last chain move and the parameter gradient come from one
+    # pass at the chain state before that move (one transformer pass fewer per update; the
+    # parameters see the chains one step behind). Measured in README "Speed".
+    chain_grad: Literal["exact", "shared"] = "exact"
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch threads (None: leave torch's default)
@@ -290,6 +296,9 @@ def check_config(cfg: RunConfig) -> None:
                                                           t.langevin_step_size)):
         if not value > 0:
             raise ValueError(f"{key}={value!r}: must be positive")
+    if t.chain_grad == "shared" and t.langevin_steps < 1:
+        raise ValueError("train.chain_grad=shared takes the chains' last Langevin move from the "
+                         "parameters' pass: it needs train.langevin_steps of at least 1")
     if o.env_steps < o.stages:
         raise ValueError(f"online.env_steps={o.env_steps} is below online.stages={o.stages}: "
                          f"each stage needs a budget of at least one environment step")

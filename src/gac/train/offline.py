@@ -26,6 +26,7 @@ from gac.atomic import atomic_write, write_text
 from gac.config import RunConfig, check_config, differences
 from gac.data.store import DataError, Episode, TrajectoryStore
 from gac.inference import PlanBank, sample_posterior
+from gac.inference.langevin import standard_normal
 from gac.model import GACModel
 from gac.train.chains import PosteriorChains
 from gac.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -142,22 +143,27 @@ class Trainer:
         chain_batch = batch
         if t.posterior_temperature != 1.0:
             chain_batch = {**batch, "traj_scale": batch["traj_scale"] / t.posterior_temperature}
+        shared = t.chain_grad == "shared"
         z0 = sample_posterior(self.model, self.chains.get(idx, self.device), chain_batch,
-                              n_steps=t.langevin_steps, step_size=t.langevin_step_size,
+                              n_steps=t.langevin_steps - shared, step_size=t.langevin_step_size,
                               generator=self.gen, noise=t.langevin_noise)
+        t1 = time.perf_counter()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        if shared:
+            z_new, action_loss, return_loss = self._shared_pass(z0, batch, chain_batch)
+            loss = action_loss + t.return_weight * return_loss
+            z0 = z_new
         self._check_finite("chains (posterior plans z0)", z0)
         self.chains.set(idx, z0)
-        t1 = time.perf_counter()
-
-        self.model.train()
-        z = self.model.prior(z0)
-        action_loss = self.model.step_action_nll(batch, z)
-        return_loss = self.model.return_nll(z, batch["s0"], batch["returns"]).mean()
-        loss = action_loss + t.return_weight * return_loss
-        self._check_finite("action NLL", action_loss)
-        self._check_finite("return NLL", return_loss)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if not shared:
+            z = self.model.prior(z0)
+            action_loss = self.model.step_action_nll(batch, z)
+            return_loss = self.model.return_nll(z, batch["s0"], batch["returns"]).mean()
+            loss = action_loss + t.return_weight * return_loss
+            self._check_finite("action NLL", action_loss)
+            self._check_finite("return NLL", return_loss)
+            loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self._check_finite("gradient norm", grad_norm)
         self.optimizer.step()
@@ -174,6 +180,41 @@ class Trainer:
             "langevin_s": t1 - t0,
             "update_s": t2 - t0,
         }
+
+    def _shared_pass(self, z0: torch.Tensor, batch: dict[str, torch.Tensor],
+                     chain_batch: dict[str, torch.Tensor]
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``train.chain_grad=shared``: one forward and backward through the transformer at the
+        chains z0 gives the parameters' gradient of the loss (accumulated in ``.grad``) and the
+        chains' last Langevin move; returns (moved chains, action loss, return loss).
+
+        Windows are independent, so the per-window gradients of the action NLL with respect to
+        the transformer's input z come out of the loss's backward, each scaled by that window's
+        weight in the loss; rescaled to the posterior energy's weights (traj_scale) they carry
+        the energy's gradient back through the (small) prior network to z0."""
+        t = self.cfg.train
+        z0 = z0.detach().requires_grad_(True)
+        z = self.model.prior(z0)
+        z_in = z.detach().requires_grad_(True)  # the transformer's plan input
+        per_window = self.model.action_nll(batch["obs"], batch["actions"], batch["timesteps"],
+                                           z_in, batch["loss_mask"])
+        weight = 1.0 / (batch["loss_mask"].sum(1).clamp(min=1) * len(per_window))
+        action_loss = (per_window * weight).sum()
+        returns = self.model.return_nll(z, batch["s0"], batch["returns"])
+        return_loss = returns.mean()
+        self._check_finite("action NLL", action_loss)
+        self._check_finite("return NLL", return_loss)
+        action_loss.backward()  # the transformer's parameters, and d(loss)/d(z_in)
+        g_loss = z_in.grad
+        g_energy = g_loss * (chain_batch["traj_scale"].to(weight) / weight).view(-1, 1, 1)
+        (g0,) = torch.autograd.grad((z, returns.sum()), (z0,), (g_energy, None),
+                                    retain_graph=True)
+        torch.autograd.backward((z, t.return_weight * return_loss), (g_loss, None))
+        step = t.langevin_step_size
+        z_new = z0.detach() - 0.5 * step**2 * (z0.detach() + g0)  # energy: 1/2|z0|^2 + ...
+        if t.langevin_noise:
+            z_new = z_new + float(t.langevin_noise) * step * standard_normal(z_new, self.gen)
+        return z_new, action_loss.detach(), return_loss.detach()
 
     def _check_finite(self, term: str, value: torch.Tensor) -> None:
         if not bool(torch.isfinite(value).all()):
