@@ -48,6 +48,7 @@ from peers_d3rlpy import d3rlpy, play, to_mdp_dataset  # quiets d3rlpy's import 
 
 from gac.config import apply_overrides, preset
 from gac.data.datasets import resolve_dataset
+from gac.data.store import TrajectoryStore
 from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
 from gac.tasks import normalized_score
 from gac.tasks.gym_adapter import make_gym_env
@@ -86,23 +87,34 @@ def peer_config(algo: str, steps: int) -> Any:
     raise ValueError(f"unknown peer {algo!r}")
 
 
-def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
-    """Train a d3rlpy peer on ``dataset`` (a name or an HDF5 path) and play its episodes."""
-    store = resolve_dataset(dataset, seed=seed, progress=False)  # the seed's file, as GAC's
-    task = store.metadata.get("task", dataset)
+def fit_and_play(cfg: Any, data: TrajectoryStore, task: str, seed: int, steps: int,
+                 episodes: int, dt_target: float | None = None) -> tuple[list[float], float]:
+    """Train the d3rlpy config ``cfg`` on ``data`` for ``steps`` gradient steps, then play
+    ``episodes`` on the task's evaluation env (``dt_target``: a Decision Transformer's target
+    return). Returns the episode returns and the training wall time."""
     d3rlpy.seed(seed)
-    model = peer_config(algo, steps).create(device="cpu:0")
+    model = cfg.create(device="cpu:0")
     t0 = time.time()
-    model.fit(to_mdp_dataset(store), n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
+    model.fit(to_mdp_dataset(data), n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
               save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
     train_s = time.time() - t0
     env = make_gym_env(task)
-    if algo == "dt":
-        wrapper = model.as_stateful_wrapper(target_return=float(store.metadata["ref_max_score"]))
+    if dt_target is not None:
+        wrapper = model.as_stateful_wrapper(target_return=dt_target)
         returns = play(wrapper.predict, env, episodes, seed, reset=wrapper.reset)
     else:
         returns = play(lambda obs, _: model.predict(obs[None])[0], env, episodes, seed)
     env.close()
+    return returns, train_s
+
+
+def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
+    """Train a d3rlpy peer on ``dataset`` (a name or an HDF5 path) and play its episodes."""
+    store = resolve_dataset(dataset, seed=seed, progress=False)  # the seed's file, as GAC's
+    task = store.metadata.get("task", dataset)
+    target = float(store.metadata["ref_max_score"]) if algo == "dt" else None
+    returns, train_s = fit_and_play(peer_config(algo, steps), store, task, seed, steps, episodes,
+                                    dt_target=target)
     ref = reference_returns(store.metadata, task)
     return {"returns": returns, "train_s": train_s, "data_seed": seed,
             "score": float(normalized_score(float(np.mean(returns)), *ref))}

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from locomotion import peer_config  # also quiets d3rlpy's import notice and logs
-from peers_d3rlpy import d3rlpy, play, to_mdp_dataset
+from locomotion import fit_and_play, peer_config  # also quiets d3rlpy's import notice and logs
+from peers_d3rlpy import d3rlpy
 
 from gac.config import apply_overrides, preset
 from gac.data.datasets import make_dataset
@@ -50,7 +50,6 @@ from gac.data.hdf5 import load_hdf5
 from gac.paths import cache_dir
 from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
 from gac.tasks import get_task, normalized_score
-from gac.tasks.gym_adapter import make_gym_env
 
 TASKS = ("maze2d-umaze", "maze2d-medium", "maze2d-large")
 # Evaluations of one trained GAC: the preset's inference (select, re-planning), and variants.
@@ -84,23 +83,12 @@ def run_peer(algo: str, path: Path, seed: int, steps: int, episodes: int) -> dic
     store = load_hdf5(path)
     task = store.metadata["task"]
     data = top_segments(store, 0.1) if algo == "bc10" else store
-    d3rlpy.seed(seed)
     if algo == "cql":  # d3rlpy's defaults with the batch and networks of the other peers
         cfg = d3rlpy.algos.CQLConfig(batch_size=256)
     else:
         cfg = peer_config("bc" if algo == "bc10" else algo, steps)
-    model = cfg.create(device="cpu:0")
-    t0 = time.time()
-    model.fit(to_mdp_dataset(data), n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
-              save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
-    train_s = time.time() - t0
-    env = make_gym_env(task)
-    if algo == "dt":
-        wrapper = model.as_stateful_wrapper(target_return=float(store.metadata["ref_max_score"]))
-        returns = play(wrapper.predict, env, episodes, seed, reset=wrapper.reset)
-    else:
-        returns = play(lambda obs, _: model.predict(obs[None])[0], env, episodes, seed)
-    env.close()
+    target = float(store.metadata["ref_max_score"]) if algo == "dt" else None
+    returns, train_s = fit_and_play(cfg, data, task, seed, steps, episodes, dt_target=target)
     return {"returns": [float(r) for r in returns], "train_s": train_s}
 
 

@@ -19,8 +19,6 @@ from gac.data.store import Episode
 from gac.inference import PlanBank, Planner, make_planner
 from gac.model import GACModel
 
-Tensor = torch.Tensor
-
 
 def make_envs(make_env: Callable[[], Any], n: int) -> list[Any]:
     return [make_env() for _ in range(n)]
@@ -79,7 +77,7 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
             if cache:
                 state = model.start_episode(z)
             hist_obs, hist_act, hist_t = [], [], []
-            recent: list[tuple[Tensor, Tensor, int]] = []  # the last `replay` steps
+            recent: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # the last `replay` steps
             for t in range(horizon):
                 if not alive.any():
                     break

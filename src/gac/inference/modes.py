@@ -109,8 +109,8 @@ def modes_help() -> str:
     return "; ".join(f"{m.name} ({m.summary})" for m in MODES.values())
 
 
-def _elite_draw(model: GACModel, bank: PlanBank | None, k: int, batch: int,
-                generator: torch.Generator | None) -> Tensor:
+def _checked_bank(model: GACModel, bank: PlanBank | None) -> PlanBank:
+    """The bank, after checking that there is one and that its plans fit the model."""
     if bank is None:
         raise ValueError("elite plans need the training episodes' plans: load the policy with "
                          "gac.runs.load_policy from a checkpoint that stores them (older "
@@ -118,8 +118,14 @@ def _elite_draw(model: GACModel, bank: PlanBank | None, k: int, batch: int,
     if bank.z0.shape[1:] != model.latent_shape:
         raise ValueError(f"plan bank: plans of shape {tuple(bank.z0.shape[1:])}, but the model's "
                          f"are {model.latent_shape}")
+    return bank
+
+
+def _elite_draw(model: GACModel, bank: PlanBank | None, k: int, batch: int,
+                generator: torch.Generator | None) -> Tensor:
     p = model.obs_mean
-    return bank.draw(k, batch, generator).to(device=p.device, dtype=p.dtype)
+    plans = _checked_bank(model, bank).draw(k, batch, generator)
+    return plans.to(device=p.device, dtype=p.dtype)
 
 
 def _search(model: GACModel, s0: Tensor, cfg: InferenceConfig, starts: Tensor,
@@ -193,11 +199,8 @@ def select(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     """Where a return depends on where an episode starts (mazes: a segment that starts at the
     goal scores high whatever it does next), the data's best plans are not the best plans for
     *this* state; r(U(z0), s0) ranks every bank plan for each state instead, with no ascent."""
-    if bank is None:
-        _elite_draw(model, bank, 1, 1, generator)  # the error that names what is missing
-    assert bank is not None
     p = model.obs_mean
-    z0 = bank.z0.to(device=p.device, dtype=p.dtype)
+    z0 = _checked_bank(model, bank).z0.to(device=p.device, dtype=p.dtype)
     k = min(cfg.elite_episodes, len(z0))
     if k < 1:
         raise ValueError(f"inference.elite_episodes must be at least 1, got {cfg.elite_episodes}")

@@ -236,8 +236,31 @@ class FastWaypointPolicy:
         return ax, ay
 
 
+class MazeSpecTask:
+    """What every maze task derives from its maze (``self.maze``, ``self.dense``)."""
+
+    maze: str
+    dense: bool
+
+    @property
+    def spec(self) -> MazeSpec:
+        return MAZES[self.maze]
+
+    @property
+    def horizon(self) -> int:
+        return self.spec.horizon
+
+    @property
+    def d4rl_dataset(self) -> str:
+        base = self.spec.d4rl_name
+        return base.replace("-v1", "-dense-v1") if self.dense else base
+
+    def cache_is_stale(self, path: Path) -> bool:
+        return False  # the generator is deterministic code, not a committed artefact
+
+
 @dataclass(frozen=True)
-class MazeTask:
+class MazeTask(MazeSpecTask):
     """``pointmaze-{umaze,medium,large}-goal[-dense]``: the easier, goal-conditioned variant.
 
     The observation carries the goal (x, y, vx, vy, gx, gy) and the data's rewards are relative
@@ -256,14 +279,6 @@ class MazeTask:
     split: str = "maze2d"
 
     @property
-    def spec(self) -> MazeSpec:
-        return MAZES[self.maze]
-
-    @property
-    def horizon(self) -> int:
-        return self.spec.horizon
-
-    @property
     def obs_dim(self) -> int:
         return 6 if self.goal_in_obs else 4
 
@@ -271,22 +286,11 @@ class MazeTask:
     def preset_key(self) -> str:
         return f"pointmaze-{self.maze}-goal"
 
-    @property
-    def d4rl_dataset(self) -> str:
-        base = self.spec.d4rl_name
-        return base.replace("-v1", "-dense-v1") if self.dense else base
-
     def make_env(self) -> MazeEnv:
         return MazeEnv(self.spec, dense=self.dense, goal_in_obs=self.goal_in_obs)
-
-    def expert(self, env: MazeEnv) -> WaypointController:
-        return WaypointController(env.maze)
 
     def d4rl_references(self) -> tuple[float, float] | None:
         return None  # another problem than D4RL's: scored with references measured here only
 
     def adapt_file(self, store: Any, path: Any) -> Any:
         return store
-
-    def cache_is_stale(self, path: Path) -> bool:
-        return False  # the generator is deterministic code, not a committed artefact

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from gac.tasks.maze import MAZES, MazeEnv, MazeSpec, open_cells
+from gac.tasks.maze import MAZES, MazeEnv, MazeSpec, MazeSpecTask, open_cells
 from gac.tasks.references import d4rl_reference
 
 START_NOISE = 0.1  # D4RL: qpos = cell + U(-0.1, 0.1)
@@ -125,7 +125,7 @@ class Maze2DEnv:
 
 
 @dataclass(frozen=True)
-class Maze2DTask:
+class Maze2DTask(MazeSpecTask):
     """``maze2d-{umaze,medium,large}[-dense]``: D4RL's maze2d, made and scored as D4RL did."""
 
     name: str
@@ -138,25 +138,12 @@ class Maze2DTask:
     split: str = "maze2d"
 
     @property
-    def spec(self) -> MazeSpec:
-        return MAZES[self.maze]
-
-    @property
-    def horizon(self) -> int:
-        return self.spec.horizon
-
-    @property
     def default_steps(self) -> int:
         return self.spec.d4rl_steps  # D4RL's sizes: 1M / 2M / 4M
 
     @property
     def preset_key(self) -> str:
         return f"maze2d-{self.maze}"
-
-    @property
-    def d4rl_dataset(self) -> str:
-        base = self.spec.d4rl_name
-        return base.replace("-v1", "-dense-v1") if self.dense else base
 
     def make_env(self) -> Maze2DEnv:
         return Maze2DEnv(self.spec, dense=self.dense)
@@ -193,9 +180,6 @@ class Maze2DTask:
             meta["ref_min_score"], meta["ref_max_score"], meta["ref_episodes"] = \
                 measured_references(self, REFERENCE_EPISODES)
         return store
-
-    def cache_is_stale(self, path: Path) -> bool:
-        return False  # the generator is deterministic code, not a committed artefact
 
 
 def maze2d_tasks() -> dict[str, Maze2DTask]:
