@@ -53,8 +53,10 @@ def play_shard(model: GACModel, envs: list[Any], horizon: int, bank: PlanBank,
     """One shard: its episodes on the first ``size`` of ``envs``, recorded."""
     first, size, n_explore = shard
     planner = exploration_planner(model, icfg, ocfg, y_plus, n_explore, bank)
+    # Collection re-plans as evaluation does (inference.replan_every): the data then come from
+    # the policy that is evaluated, exploring episodes with their remaining optimistic target.
     return rollout(model, envs[:size], horizon, size, seed=seed + first, planner=planner,
-                   record=True)
+                   record=True, replan_every=icfg.replan_every)
 
 
 class LocalCollector:

@@ -127,6 +127,12 @@ class OnlineConfig:
     exploration: bool = True  # False: collect with exploitation plans only (LPT's online regime)
     delta_y: float | None = None  # fixed optimism (raw return units); None: the automatic rule
     ref_quantile: float = 0.8  # y_ref = this quantile of the returns seen so far
+    # Which returns y_ref and the automatic delta-y's std come from. "episodes": every episode
+    # played on the evaluation task (the offline policy's evaluation before stage 1, then the
+    # collected and evaluated ones): the evaluation episode's scale from stage 1 on. "data": the
+    # collected episodes, the offline trajectories before any (maze2d goal segments: another
+    # scale, docs/design-notes.md "Offline-to-online: y_ref on the episode scale").
+    ref_pool: Literal["episodes", "data"] = "episodes"
     kappa_init: float = 0.5  # automatic rule: delta_y = kappa * std(returns seen so far)
     kappa_factor: float = 1.5  # automatic rule: kappa is multiplied or divided by this
     target_success: float = 0.2  # automatic rule: wanted share of episodes reaching y_ref

@@ -41,7 +41,9 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
     ``replan_every`` k (default: ``icfg.replan_every``, 0: never): every k steps each episode
     gets a new plan from the planner with its current observation as s0, and the decoder's
     context (the last K steps) is replayed under the new plan, so that decoding continues
-    exactly as if the episode had been decoded with that plan all along.
+    exactly as if the episode had been decoded with that plan all along. A planner with
+    ``takes_achieved`` set (online exploration) also gets ``achieved``, each episode's return
+    so far (B,), at a re-plan.
     """
     if planner is None:
         if icfg is None:
@@ -84,7 +86,11 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
                 obs_t = torch.as_tensor(obs, device=device)
                 if replan_every and t and t % replan_every == 0:
                     with torch.inference_mode(False):  # plan search may need autograd
-                        z0 = planner(torch.tensor(obs, device=device), gen)
+                        s_t = torch.tensor(obs, device=device)
+                        if getattr(planner, "takes_achieved", False):
+                            z0 = planner(s_t, gen, achieved=torch.as_tensor(total, device=device))
+                        else:
+                            z0 = planner(s_t, gen)
                     z = model.prior(z0)
                     if cache:
                         state = model.start_episode(z)

@@ -10,7 +10,7 @@ from gac.config import OnlineConfig, apply_overrides, preset
 from gac.data.hdf5 import load_hdf5
 from gac.tasks import get_task
 from gac.train.offline import Trainer
-from gac.train.online import DeltaYRule, OnlineRun
+from gac.train.online import DeltaYRule, OnlineRun, reference_return
 
 TINY = ["model.d_model=32", "model.n_layers=1", "model.context_steps=4", "train.batch_size=8",
         "train.window=8", "train.warmup_steps=1", "train.steps=4", "train.log_every=2",
@@ -70,7 +70,7 @@ def test_killed_mid_stage_resumes_without_losing_episodes(tiny_maze_path, tmp_pa
 
 def test_no_exploration_uses_exploitation_plans(tiny_maze_path, tmp_path):
     run = make_run(tiny_maze_path, tmp_path / "run", ["online.exploration=false"])
-    run.records.append({"stage": 0, "env_steps": 0, "score": 0.0})
+    run.records.append({"stage": 0, "env_steps": 0, **run.evaluate()})
     run.collect_group()
     assert run.stage_explore == []
 
@@ -91,6 +91,7 @@ def test_automatic_delta_y_moves_in_the_right_direction():
 
 def test_online_share_mixes_the_batches(tiny_maze_path, tmp_path):
     run = make_run(tiny_maze_path, tmp_path / "run", ["online.online_share=0.5"])
+    run.played = [0.0, 1.0]  # as if the offline policy had been evaluated
     run.add(run.collect_group())
     rng = np.random.default_rng(0)
     eps = run.trainer.store.sample_episodes(rng, 20_000, run.trainer.episode_weights)
@@ -127,12 +128,14 @@ def test_collection_plays_the_plans_it_asks_for(tiny_maze_path, tmp_path, monkey
 
     monkeypatch.setattr(explore, "sample_conditioned", spy_conditioned)
     monkeypatch.setattr(collectors, "exploration_planner", spy_planner)
+    played = np.array([3.0, 40.0, 90.0, 120.0])  # the offline policy's evaluation episodes
+    run.played = played.tolist()
     episodes = run.collect_group()
-    store = run.trainer.store
-    # y+ = y_ref + kappa * std, y_ref the 0.8 quantile of the offline returns (nothing online yet).
+    # y+ = y_ref + kappa * std, y_ref the 0.8 quantile of the played episodes' returns (nothing
+    # collected yet), not of the offline trajectories.
     y_ref, y_plus = run.last_targets
-    assert y_ref == pytest.approx(np.quantile(store.returns, 0.8))
-    assert y_plus == pytest.approx(y_ref + run.cfg.kappa_init * np.std(store.returns))
+    assert y_ref == pytest.approx(np.quantile(played, 0.8))
+    assert y_plus == pytest.approx(y_ref + run.cfg.kappa_init * np.std(played))
     assert conditioned == [(1, y_plus)]  # one of the two episodes explores, with that y+
     (s0, z0), = planned
     # The episodes were played with those plans: their first actions are the plans' decodings.
@@ -141,3 +144,84 @@ def test_collection_plays_the_plans_it_asks_for(tiny_maze_path, tmp_path, monkey
     np.testing.assert_allclose(np.stack([e.actions[0] for e in episodes]), first.numpy(),
                                atol=1e-6)
     np.testing.assert_array_equal(np.stack([e.observations[0] for e in episodes]), s0.numpy())
+
+
+def test_reference_return_lives_on_the_episode_scale():
+    from gac.data.store import Episode, TrajectoryStore
+
+    def ep(ret: float, n: int) -> Episode:
+        return Episode(np.zeros((n, 2), np.float32), np.zeros((n, 1), np.float32), None, False, ret)
+
+    # Offline: short segments with small returns; online: full episodes with large ones.
+    store = TrajectoryStore.from_episodes([ep(1.0, 5), ep(2.0, 5), ep(9.0, 5)])
+    played = np.array([100.0, 200.0])
+    y_ref, pool = reference_return(store, 3, 0.5, played)
+    assert y_ref == 150.0 and pool.tolist() == [100.0, 200.0]
+    y_ref, pool = reference_return(store, 3, 0.5, played, pool="data")  # the earlier rule
+    assert y_ref == 2.0 and pool.tolist() == [1.0, 2.0, 9.0]
+    store.append([ep(300.0, 20)])  # one collected episode
+    y_ref, pool = reference_return(store, 3, 1.0, played)
+    assert y_ref == 300.0 and sorted(pool.tolist()) == [100.0, 200.0, 300.0]
+    assert reference_return(store, 3, 1.0, played, pool="data")[1].tolist() == [300.0]
+    with pytest.raises(ValueError, match="played episodes"):
+        reference_return(TrajectoryStore.from_episodes([ep(1.0, 5)]), 1, 0.8, None)
+    with pytest.raises(ValueError, match="ref_pool"):
+        reference_return(store, 3, 0.8, played, pool="segments")
+
+
+def test_first_stage_targets_come_from_the_offline_policys_episodes(tiny_maze_path, tmp_path):
+    run = make_run(tiny_maze_path, tmp_path / "run", ["online.stages=1", "online.env_steps=600"])
+    records = run.run(progress=False, log=lambda *_: None)
+    # Stage 0's evaluation episodes (2) and the stage's evaluation (2) were recorded as played.
+    assert len(run.played) == 4
+    first = np.array(run.played[:2])
+    assert records[0]["return"] == pytest.approx(first.mean())
+    assert records[1]["y_ref"] == pytest.approx(np.quantile(first, 0.8))
+    assert records[1]["y_plus"] == pytest.approx(
+        records[1]["y_ref"] + run.cfg.kappa_init * np.std(first))
+    assert np.isfinite(records[1]["explore_return"])
+
+
+def test_collection_replans_exploring_episodes_toward_the_missing_return(tiny_maze_path, tmp_path,
+                                                                         monkeypatch):
+    import gac.inference.explore as explore
+
+    run = make_run(tiny_maze_path, tmp_path / "run", ["inference.replan_every=100",
+                                                      "online.explore_share=0.5",
+                                                      "online.collect_shards=1"])
+    run.played = [10.0, 20.0]
+    targets, real = [], explore.sample_conditioned
+
+    def spy(model, s0, y, *args):
+        targets.append(torch.as_tensor(y, dtype=torch.float32).reshape(-1).clone())
+        return real(model, s0, y, *args)
+
+    monkeypatch.setattr(explore, "sample_conditioned", spy)
+    episodes = run.collect_group()
+    _, y_plus = run.last_targets
+    # 300 steps, a new plan every 100: at t = 0, 100 and 200, one exploring episode each time.
+    assert len(targets) == 3 and all(len(t) == 1 for t in targets)
+    assert targets[0].item() == pytest.approx(y_plus, rel=1e-6)
+    assert all(len(e) == 300 for e in episodes)
+
+
+def test_exploration_planner_asks_for_the_return_still_missing(tiny_maze_path, tmp_path,
+                                                              monkeypatch):
+    import gac.inference.explore as explore
+
+    run = make_run(tiny_maze_path, tmp_path / "run")
+    seen, real = [], explore.sample_conditioned
+
+    def spy(model, s0, y, *args):
+        seen.append(y)
+        return real(model, s0, y, *args)
+
+    monkeypatch.setattr(explore, "sample_conditioned", spy)
+    planner = explore.exploration_planner(run.trainer.model, run.trainer.cfg.inference, run.cfg,
+                                          y_plus=50.0, n_explore=2, bank=run.trainer.plan_bank)
+    s0 = torch.as_tensor(run.trainer.store.observations[:3])
+    gen = torch.Generator().manual_seed(0)
+    assert planner(s0, gen).shape == (3, *run.trainer.model.latent_shape)
+    planner(s0, gen, achieved=torch.tensor([10.0, 45.0, 3.0], dtype=torch.float64))
+    assert seen[0] == 50.0
+    torch.testing.assert_close(seen[1], torch.tensor([40.0, 5.0]))  # only the 2 explorers

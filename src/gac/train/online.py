@@ -71,12 +71,29 @@ class DeltaYRule:
         self.kappa = float(state["kappa"])
 
 
-def reference_return(store: TrajectoryStore, n_offline: int, quantile: float) -> tuple[float, np.ndarray]:
-    """y_ref and the pool of returns it comes from: the episodes collected online if any (they
-    are episodes of the evaluation task itself), else the offline data."""
+def reference_return(store: TrajectoryStore, n_offline: int, quantile: float,
+                     played: np.ndarray | None = None, pool: str = "episodes"
+                     ) -> tuple[float, np.ndarray]:
+    """y_ref and the pool of returns it comes from.
+
+    ``pool="episodes"`` (default): the returns of every episode played on the evaluation task so
+    far, ``played`` (the evaluation episodes, the offline policy's first among them) and the
+    episodes collected online: the scale of an evaluation episode from the first stage on.
+    ``pool="data"`` (the earlier rule): the collected episodes if any, else the offline data's
+    trajectories, whose returns can live on another scale (maze2d's goal segments are a fraction
+    of an episode long)."""
     online = store.returns[n_offline:]
-    pool = online if len(online) else store.returns[:n_offline]
-    return float(np.quantile(pool, quantile)), pool
+    if pool == "episodes":
+        seen = np.concatenate([np.asarray(played if played is not None else [], np.float64),
+                               online])
+        if len(seen) == 0:
+            raise ValueError("online.ref_pool=episodes needs the returns of played episodes; "
+                             "none yet (the offline policy is evaluated before stage 1)")
+    elif pool == "data":
+        seen = online if len(online) else store.returns[:n_offline]
+    else:
+        raise ValueError(f"online.ref_pool={pool!r}: expected episodes or data")
+    return float(np.quantile(seen, quantile)), seen
 
 
 class OnlineRun:
@@ -102,6 +119,9 @@ class OnlineRun:
         self.refit_until: int | None = None  # update count that ends the current refit
         self.last_targets = (float("nan"), float("nan"))  # (y_ref, y+) of the latest group
         self.records: list[dict[str, float]] = []
+        # Returns of the evaluation episodes played so far (stage 0's: the offline policy's):
+        # with the collected episodes, the pool y_ref comes from (``online.ref_pool``).
+        self.played: list[float] = []
         self.collector = collector or make_collector(task, self.cfg, trainer.cfg.model)
 
     @property
@@ -117,7 +137,8 @@ class OnlineRun:
     def collect_group(self) -> list[Episode]:
         """One group of episodes (at most one per environment, within the stage budget)."""
         store = self.trainer.store
-        y_ref, pool = reference_return(store, self.n_offline, self.cfg.ref_quantile)
+        y_ref, pool = reference_return(store, self.n_offline, self.cfg.ref_quantile,
+                                       np.array(self.played), self.cfg.ref_pool)
         y_plus = y_ref + self.rule.delta(pool)
         remaining = self.stage_budget - self.stage_steps
         n = max(1, min(self.cfg.n_envs, math.ceil(remaining / self.task.horizon)))
@@ -142,6 +163,7 @@ class OnlineRun:
         icfg = self.trainer.cfg.inference
         res = evaluate(self.trainer.model, self.task, self.cfg.eval_episodes, [seed], icfg,
                        self.ref, n_envs=self.cfg.n_envs, bank=self.trainer.plan_bank)
+        self.played += [float(r) for r in res.returns.ravel()]
         s = res.summary()
         return {"score": s["score_mean"], "score_std_episodes": s["score_std_episodes"],
                 "return": s["return_mean"]}
@@ -172,18 +194,22 @@ class OnlineRun:
                 self.save()
             y_ref, y_plus = self.last_targets
             collected = self.trainer.store.returns[-self.stage_episodes:]
+            explored = np.array(self.stage_explore)
             success = self.rule.update(np.array(self.stage_explore), y_ref)
             record = {"stage": self.stage + 1, "collected_steps": self.stage_steps,
                       "collected_episodes": self.stage_episodes,
                       "collected_return": float(np.mean(collected)),
                       "collected_return_max": float(np.max(collected)),
+                      "explore_return": float(explored.mean()) if len(explored) else float("nan"),
                       "y_ref": y_ref, "y_plus": y_plus, "explore_success": success,
                       "kappa": self.rule.kappa, "env_steps": self.env_steps, **self.evaluate(),
                       "wall_s": time.time() - t0}
             self.records.append(record)
-            log(f"stage {record['stage']}: collected {self.stage_steps} steps "
-                f"(mean return {record['collected_return']:.2f}, y+ {y_plus:.2f}), "
-                f"score {record['score']:.1f} (offline {self.records[0]['score']:.1f})")
+            log(f"stage {record['stage']}: collected {self.stage_steps} steps, y_ref "
+                f"{y_ref:.2f}, y+ {y_plus:.2f}; returns collected: mean "
+                f"{record['collected_return']:.2f} (exploring {record['explore_return']:.2f}), "
+                f"max {record['collected_return_max']:.2f}; score {record['score']:.1f} "
+                f"(offline {self.records[0]['score']:.1f})")
             self.stage += 1
             self.stage_steps = self.stage_episodes = 0
             self.stage_explore = []
@@ -207,6 +233,7 @@ class OnlineRun:
             "records": self.records, "rule": self.rule.state_dict(),
             "n_offline": n, "refit_until": self.refit_until,
             "last_targets": list(self.last_targets), "episodes": episodes,
+            "played": self.played,
         }
         save_checkpoint(state, self.run_dir / "checkpoint.pt")
 
@@ -231,5 +258,6 @@ class OnlineRun:
             self.rule.load_state_dict(online["rule"])
             self.refit_until = online["refit_until"]
             self.last_targets = tuple(online["last_targets"])
+            self.played = [float(r) for r in online.get("played", [])]  # older runs: none
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: incomplete online state ({exc!r})") from exc
