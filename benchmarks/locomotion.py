@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from peers_d3rlpy import d3rlpy, play, to_mdp_dataset  # quiets d3rlpy's import notice and logs
+from peers_d3rlpy import d3rlpy, fit, play  # quiets d3rlpy's import notice and logs
 
 from gac.config import apply_overrides, preset
 from gac.data.datasets import resolve_dataset
@@ -94,10 +94,7 @@ def fit_and_play(cfg: Any, data: TrajectoryStore, task: str, seed: int, steps: i
     return). Returns the episode returns and the training wall time."""
     d3rlpy.seed(seed)
     model = cfg.create(device="cpu:0")
-    t0 = time.time()
-    model.fit(to_mdp_dataset(data), n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
-              save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
-    train_s = time.time() - t0
+    train_s = fit(model, data, steps)
     env = make_gym_env(task)
     if dt_target is not None:
         wrapper = model.as_stateful_wrapper(target_return=dt_target)

@@ -1,128 +1,296 @@
-"""Offline-to-online: GAC's gain from return-only feedback, next to GAC without optimistic
-exploration and (optionally) d3rlpy's Cal-QL and IQL, on the same task, data and budget.
+"""Offline-to-online on the D4RL mazes and locomotion: GAC's gain from return-only feedback,
+next to its own ablations and d3rlpy's IQL, Cal-QL and ReBRAC, from the same offline data at the
+same environment-step budget.
 
-    python benchmarks/offline_to_online.py [--task pointmaze-medium-goal] [--seeds 0,1,2]
-        [--env-steps 28800] [--stages 3] [--sweep 20,100,300] [--peers calql,iql]
+    python benchmarks/offline_to_online.py --task maze2d-medium --seeds 0 --data-steps 200000 \\
+        [--offline-steps 2000] [--env-steps 14400] [--stages 3] [--updates-per-stage 300] \\
+        [--eval-episodes 20] [--variants auto,no-expl] [--sweep 10,50,150] \\
+        [--peers iql,calql,rebrac] [--peer-offline-steps 2000] [--peer-hidden 128,128]
 
-Offline GAC models come from the quality benchmark's runs (runs/bench-quality/TASK-sSEED,
-trained with the task preset; trained here if missing). Each variant fine-tunes a copy with
-`gac finetune`'s machinery under the same environment-step budget:
+For every seed S: the seed's dataset (maze2d: made by D4RL's recipe, `benchmarks/maze2d.py`'s
+file, ``--data-steps`` steps; locomotion: `gac data make TASK --seed S`), an offline GAC trained
+on it for ``--offline-steps`` updates with the task preset (reused from ``--offline-root``, whose
+folders are named as `benchmarks/maze2d.py` names its runs, so that benchmark's models are
+reused), then each GAC variant fine-tunes a copy with `gac finetune`'s machinery:
   auto     - exploration with the automatic delta-y rule (gac's default);
   no-expl  - exploitation plans only (LPT's online regime);
-  dy=X     - exploration with a fixed delta-y of X reward units (ablation sweep, every seed).
-Peers (needs `pip install -e ".[peers]"`): d3rlpy fit() then fit_online() on the same dataset,
-sparse reward, same environment-step budget (benchmarks/peers_d3rlpy.py).
-Prints the table and writes OUT/TASK-curves.png (score against online env steps, every seed).
-Targets: GAC's gain >= +30 points and larger than the others'; auto within 10% of the best
-fixed delta-y.
+  once     - as auto, with collection and evaluation planning once per episode (no re-planning);
+  dy=X     - exploration with a fixed delta-y of X reward units (``--sweep``).
+GAC gets only each episode's return online, never a step reward; the online stages use the
+current preset's inference settings. Where the preset re-plans mid-episode, the auto run's
+offline and final models are also evaluated planning once (row "auto, evaluated planning
+once"): re-planning against planning once on the same models and reset seeds.
+Peers (`benchmarks/peers_d3rlpy.py`): d3rlpy fit() for ``--peer-offline-steps`` updates on the
+same file with its step rewards, then fit_online() for the same environment steps, one update
+per step, evaluated after each of the same number of stages.
+
+Every score is from ``--eval-episodes`` episodes of the evaluation task, from the same reset
+seeds for every method. Rows go to OUT/results.jsonl as they finish (a rerun with the same
+budget reuses them; ``--report`` only tabulates). Writes OUT/TASK.md (the table, per seed) and
+OUT/TASK-curves.png (score against online environment steps, every method and seed).
+Targets (issue 16): maze2d: GAC's gain >= +20 and above every peer's, its final score >= every
+peer's, re-planning >= planning once; locomotion: GAC's gain > 0 beyond the spread over seeds and
+>= IQL's; auto delta-y within 10% of the best fixed one.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from maze2d import dataset_file, gac_version  # the maze2d benchmark's files and run names
 
+from gac.config import preset
+from gac.data.datasets import resolve_dataset
 from gac.evaluation.plots import method_curves
-from gac.runs import make_online, make_trainer
+from gac.runs import evaluate_checkpoint, make_online, make_trainer
+from gac.tasks import get_task
 
-TARGET_GAIN = 30.0
+TARGET_GAIN = 20.0
+VARIANTS: dict[str, list[str]] = {
+    "auto": [],
+    "no-expl": ["online.exploration=false"],
+    "once": ["inference.replan_every=0"],
+}
 
 
-def offline_checkpoint(task: str, seed: int, root: Path) -> Path:
-    run_dir = root / f"{task}-s{seed}"
-    trainer = make_trainer(task, run_dir, seed=seed, resume=True, progress=False)
-    trainer.train(progress=False)
+def dataset_for(task: str, seed: int, data_steps: int | None) -> Path:
+    """The seed's dataset file, made once and cached."""
+    if get_task(task).family == "maze2d":
+        return dataset_file(task, seed, data_steps)
+    return Path(resolve_dataset(task, seed=seed, progress=True).metadata["source"])
+
+
+def offline_checkpoint(path: Path, seed: int, steps: int, root: Path) -> Path:
+    """The offline GAC for this file and seed (trained here unless ``root`` holds it)."""
+    sets = [f"train.steps={steps}"]
+    run_dir = root / f"gac-{path.stem}-{steps}-{gac_version(path, sets)}"
+    trainer = make_trainer(str(path), run_dir, seed=seed, overrides=sets, resume=True,
+                           progress=False)
+    if trainer.step < steps:
+        t0 = time.time()
+        trainer.train(progress=False)
+        print(f"offline GAC seed {seed}: {steps} updates in {(time.time() - t0) / 60:.1f} min",
+              flush=True)
     return run_dir / "checkpoint.pt"
 
 
-def finetune(ckpt: Path, run_dir: Path, sets: list[str]) -> dict:
+def inference_sets(task: str) -> list[str]:
+    """The current preset's inference settings, as overrides: the online stages plan as the
+    preset does now, whichever preset trained the offline model."""
+    return [f"inference.{k}={v}" for k, v in asdict(preset(task).inference).items()]
+
+
+def finetune(ckpt: Path, run_dir: Path, sets: list[str], once: bool) -> dict[str, Any]:
+    """One GAC online run (resumed if its folder holds one); with ``once``, the offline and the
+    final models are also evaluated planning once per episode."""
     online = make_online(ckpt, run_dir, sets, resume=True, progress=False)
-    records = online.run(progress=False, log=lambda *_: None)
+    records = online.run(progress=False, log=lambda m: print("  " + m, flush=True))
     online.close()
-    # The stages' own logged times: right for a run resumed or already finished as well.
-    return {"offline": records[0]["score"], "final": records[-1]["score"],
-            "steps": records[-1]["env_steps"], "wall": sum(r["wall_s"] for r in records),
-            "records": records}
+    c = online.cfg
+    row: dict[str, Any] = {
+        "offline": records[0]["score"], "final": records[-1]["score"],
+        "curve": [(r["env_steps"], r["score"]) for r in records],
+        "env_steps": records[-1]["env_steps"], "updates_per_stage": c.updates_per_stage,
+        "wall_s": sum(r["wall_s"] for r in records), "records": records}
+    if once:
+        args = {"episodes": c.eval_episodes, "seeds": [0], "progress": False,
+                "inference_overrides": ["inference.replan_every=0"]}
+        off = evaluate_checkpoint(ckpt, **args).summary()["score_mean"]
+        fin = evaluate_checkpoint(run_dir / "checkpoint.pt", **args).summary()["score_mean"]
+        row["once"] = {"offline": off, "final": fin, "curve": [(0, off), (row["env_steps"], fin)]}
+    return row
+
+
+def table(task: str, rows: list[dict[str, Any]], budget: str) -> str:
+    """The Markdown table of one task: offline, final, gain (mean ± std over seeds), per seed."""
+    lines = [f"## {task}: offline-to-online\n", budget, "",
+             "| method | offline | final | gain | per seed (offline → final) | seeds |",
+             "|---|---|---|---|---|---|"]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        res = sorted((r for r in rows if r["method"] == method), key=lambda r: r["seed"])
+        off, fin = np.array([r["offline"] for r in res]), np.array([r["final"] for r in res])
+        d = fin - off
+        seeds = ", ".join(f"s{r['seed']} {r['offline']:.1f} → {r['final']:.1f}" for r in res)
+        lines.append(f"| {method} | {off.mean():.1f} ± {off.std():.1f} | {fin.mean():.1f} ± "
+                     f"{fin.std():.1f} | {d.mean():+.1f} ± {d.std():.1f} | {seeds} | {len(res)} |")
+    return "\n".join(lines)
+
+
+def targets(task: str, rows: list[dict[str, Any]], sweep: list[str]) -> list[str]:
+    """Each issue-16 target this run can judge, with what was measured."""
+    def mean(method: str, key: str) -> float | None:
+        v = [r[key] if key != "gain" else r["final"] - r["offline"]
+             for r in rows if r["method"] == method]
+        return float(np.mean(v)) if v else None
+
+    out = []
+    gain, final = mean("gac auto", "gain"), mean("gac auto", "final")
+    peers = sorted({r["method"] for r in rows if r["method"].startswith("d3rlpy")})
+    if gain is None:
+        return ["no GAC auto rows: no targets judged"]
+    if get_task(task).family == "maze2d":
+        peer_gain = max((mean(p, "gain") for p in peers), default=None)
+        peer_final = max((mean(p, "final") for p in peers), default=None)
+        ok = gain >= TARGET_GAIN and (peer_gain is None or gain > peer_gain)
+        out.append(f"GAC gain {gain:+.1f} >= +{TARGET_GAIN:.0f} and above every peer's "
+                   f"(best peer {peer_gain if peer_gain is None else f'{peer_gain:+.1f}'}): "
+                   f"{'met' if ok else 'NOT met'}")
+        if peer_final is not None:
+            out.append(f"GAC final {final:.1f} >= every peer's (best {peer_final:.1f}): "
+                       f"{'met' if final >= peer_final else 'NOT met'}")
+        once = [r for r in rows if r["method"] == "gac auto, evaluated planning once"]
+        if once:
+            auto = {r["seed"]: r for r in rows if r["method"] == "gac auto"}
+            for key in ("offline", "final"):
+                a = np.mean([auto[r["seed"]][key] for r in once])
+                o = np.mean([r[key] for r in once])
+                out.append(f"re-planning {a:.1f} >= planning once {o:.1f} ({key}): "
+                           f"{'met' if a >= o else 'NOT met'}")
+    else:
+        g = [r["final"] - r["offline"] for r in rows if r["method"] == "gac auto"]
+        iql = mean("d3rlpy iql", "gain")
+        ok = gain > np.std(g) and (iql is None or gain >= iql)
+        out.append(f"GAC gain {gain:+.1f} > its spread over seeds ({np.std(g):.1f}) and >= "
+                   f"IQL's ({iql if iql is None else f'{iql:+.1f}'}): {'met' if ok else 'NOT met'}")
+    if sweep:
+        fixed = [m for m in (mean(f"gac dy={v}", "final") for v in sweep) if m is not None]
+        if fixed:
+            best = max(fixed)
+            rel = 100 * (final - best) / max(abs(best), 1e-9)
+            out.append(f"automatic delta-y final {final:.1f} vs best fixed {best:.1f} ({rel:+.1f}%): "
+                       f"{'met' if rel >= -10 else 'NOT met'} (within 10%)")
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--task", default="pointmaze-medium-goal")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--env-steps", type=int, default=28_800)
+    parser.add_argument("--task", default="maze2d-medium")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--dataset", default=None,
+                        help="an HDF5 file to use instead of the seeds' own (one seed)")
+    parser.add_argument("--data-steps", type=int, default=None,
+                        help="maze2d dataset size (default: D4RL's); locomotion: the task's default")
+    parser.add_argument("--offline-steps", type=int, default=2000, help="GAC's offline updates")
+    parser.add_argument("--env-steps", type=int, default=None,
+                        help="online budget per seed (default: 24 episodes of the horizon)")
     parser.add_argument("--stages", type=int, default=3)
-    parser.add_argument("--updates-per-stage", type=int, default=1000)
+    parser.add_argument("--updates-per-stage", type=int, default=300)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--variants", default="auto,no-expl", help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--sweep", default="", help="fixed delta-y values for the ablation")
-    parser.add_argument("--peers", default="", help="comma list of calql,iql (d3rlpy)")
-    parser.add_argument("--peer-offline-steps", type=int, default=20_000)
+    parser.add_argument("--peers", default="", help="comma list of iql,calql,rebrac (d3rlpy)")
+    parser.add_argument("--peer-offline-steps", type=int, default=2000)
     parser.add_argument("--peer-hidden", default="128,128",
-                        help="hidden layers of every peer network (d3rlpy's reproductions: 256-wide; "
-                             "Cal-QL at those sizes runs ~4 updates/s here)")
-    parser.add_argument("--offline-root", default="runs/bench-quality")
+                        help="hidden layers of every peer network (empty: the reproductions')")
+    parser.add_argument("--gac-set", action="append", default=[],
+                        help="an override of the online run, e.g. online.explore_share=0.5")
+    parser.add_argument("--offline-root", default="runs/bench-maze2d")
     parser.add_argument("--out", default="runs/bench-o2o")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", action="store_true", help="only tabulate the logged rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    base = [f"online.env_steps={args.env_steps}", f"online.stages={args.stages}",
-            f"online.updates_per_stage={args.updates_per_stage}"]
-    variants = {"auto": [], "no-expl": ["online.exploration=false"]}
-    sweep = {f"dy={v}": [f"online.delta_y={v}"] for v in args.sweep.split(",") if v}
-    rows: dict[str, list[dict]] = {}
-    for seed in seeds:
-        ckpt = offline_checkpoint(args.task, seed, Path(args.offline_root))
-        todo = {**variants, **sweep}
-        for name, sets in todo.items():
-            run_dir = Path(args.out) / f"{args.task}-{name}-s{seed}"
-            res = finetune(ckpt, run_dir, base + sets)
-            rows.setdefault(name, []).append(res)
-            print(f"{name} seed {seed}: {res['offline']:.1f} -> {res['final']:.1f} "
-                  f"({res['final'] - res['offline']:+.1f}) in {res['wall'] / 60:.1f} min", flush=True)
-    for algo in [p for p in args.peers.split(",") if p]:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from peers_d3rlpy import run_peer
+    task = get_task(args.task)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    variants = [v for v in args.variants.split(",") if v]
+    for bad in set(variants) - set(VARIANTS):
+        raise SystemExit(f"unknown variant {bad!r}; known: {', '.join(VARIANTS)}")
+    if args.dataset and len(seeds) != 1:
+        raise SystemExit("--dataset is one seed's data: give one seed")
+    sweep = [v for v in args.sweep.split(",") if v]
+    peers = [p for p in args.peers.split(",") if p]
+    env_steps = args.env_steps or 24 * task.horizon
+    replans = preset(task.name).inference.replan_every > 0
+    setting = {"task": task.name, "env_steps": env_steps, "stages": args.stages,
+               "updates_per_stage": args.updates_per_stage, "eval_episodes": args.eval_episodes,
+               "offline_steps": args.offline_steps, "data_steps": args.data_steps,
+               "dataset": args.dataset,
+               "gac_set": args.gac_set}
+    peer_setting = {**setting, "peer_offline_steps": args.peer_offline_steps,
+                    "peer_hidden": args.peer_hidden}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "results.jsonl"
+    logged = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
-        for seed in seeds:
+    def same(r: dict[str, Any], s: dict[str, Any]) -> bool:
+        return all(r.get(k) == v for k, v in s.items())
+
+    rows = [r for r in logged if same(r, peer_setting if r["method"].startswith("d3rlpy")
+                                      else setting)]
+    have = {(r["method"], r["seed"]) for r in rows}
+
+    def record(row: dict[str, Any]) -> None:
+        rows.append(row)
+        with open(log, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{row['method']} seed {row['seed']}: {row['offline']:.1f} -> {row['final']:.1f} "
+              f"({row['final'] - row['offline']:+.1f}), {row['wall_s'] / 60:.1f} min", flush=True)
+
+    base = [*inference_sets(task.name), f"online.env_steps={env_steps}",
+            f"online.stages={args.stages}", f"online.updates_per_stage={args.updates_per_stage}",
+            f"online.eval_episodes={args.eval_episodes}", "train.threads=1", *args.gac_set]
+    todo = {**{f"gac {v}": VARIANTS[v] for v in variants},
+            **{f"gac dy={v}": [f"online.delta_y={v}"] for v in sweep}}
+    for seed in [] if args.report else seeds:
+        path = Path(args.dataset) if args.dataset else dataset_for(task.name, seed,
+                                                                     args.data_steps)
+        ckpt = None
+        for method, sets in todo.items():
+            if (method, seed) in have:
+                continue
+            ckpt = ckpt or offline_checkpoint(path, seed, args.offline_steps,
+                                              Path(args.offline_root))
+            run_dir = out / f"{path.stem}-{method.replace(' ', '-')}-{env_steps}-s{seed}"
+            once = method == "gac auto" and replans
+            res = finetune(ckpt, run_dir, base + sets, once)
+            extra = res.pop("once", None)
+            record({**setting, "method": method, "seed": seed, **res})
+            if extra:
+                record({**setting, "method": "gac auto, evaluated planning once", "seed": seed,
+                        "wall_s": 0.0, **extra})
+        for algo in peers:
+            if (f"d3rlpy {algo}", seed) in have:
+                continue
+            from peers_d3rlpy import run_peer
+
             hidden = [int(h) for h in args.peer_hidden.split(",")] if args.peer_hidden else None
-            r = run_peer(algo, args.task, seed, args.peer_offline_steps, args.env_steps,
-                         hidden=hidden)
-            rows.setdefault(f"d3rlpy {algo}", []).append(
-                {"offline": r["offline_score"], "final": r["final_score"], "steps": r["env_steps"],
-                 "wall": r["wall_s"], "records": [{"env_steps": 0, "score": r["offline_score"]},
-                                                  {"env_steps": r["env_steps"],
-                                                   "score": r["final_score"]}]})
-            print(f"{algo} seed {seed}: {r['offline_score']:.1f} -> {r['final_score']:.1f}",
-                  flush=True)
+            r = run_peer(algo, task.name, seed, args.peer_offline_steps, env_steps,
+                         eval_episodes=args.eval_episodes, dataset=str(path), hidden=hidden,
+                         stages=args.stages)
+            record({**peer_setting, "method": f"d3rlpy {algo}", "seed": seed,
+                    "offline": r["offline_score"], "final": r["final_score"], "curve": r["curve"],
+                    "env_steps": r["env_steps"], "wall_s": r["wall_s"]})
 
-    print(f"\n## {args.task}: offline-to-online, budget {args.env_steps} env steps "
-          f"({args.stages} stages), sparse reward, return-only labels for GAC\n")
-    print("| method | offline score | final score | Δ | env steps | wall min/seed | seeds |")
-    print("|---|---|---|---|---|---|---|")
-    for name, res in rows.items():
-        off = np.array([r["offline"] for r in res])
-        fin = np.array([r["final"] for r in res])
-        d = fin - off
-        print(f"| {name} | {off.mean():.1f} ± {off.std():.1f} | {fin.mean():.1f} ± {fin.std():.1f} | "
-              f"{d.mean():+.1f} ± {d.std():.1f} | {res[0]['steps']:.0f} | "
-              f"{np.mean([r['wall'] for r in res]) / 60:.1f} | {len(res)} |")
-    if sweep:
-        best = max(np.mean([r["final"] for r in rows[k]]) for k in sweep)
-        auto = np.mean([r["final"] for r in rows["auto"]])
-        print(f"\nablation (mean final score over {len(seeds)} seed(s)): auto {auto:.1f} vs best fixed "
-              f"delta-y {best:.1f} -> {100 * (auto - best) / max(abs(best), 1e-9):+.1f}% "
-              "(target: within 10%)")
-    curves = {name: [[(x["env_steps"], x["score"]) for x in r["records"]] for r in res]
-              for name, res in rows.items()}
-    png = method_curves(curves, Path(args.out) / f"{args.task}-curves.png",
-                        f"{args.task}: offline-to-online, {args.env_steps} env steps")
-    print(f"plot: {png}")
-    gain = np.mean([r["final"] - r["offline"] for r in rows["auto"]])
-    print(f"target: GAC gain >= +{TARGET_GAIN:.0f} -> {gain:+.1f} "
-          f"({'met' if gain >= TARGET_GAIN else 'NOT met'})")
+    if not rows:
+        raise SystemExit(f"no rows for this setting in {log}")
+    n_ep = env_steps // args.stages / task.horizon
+    hidden = args.peer_hidden or "the reproductions'"
+    data = args.dataset or f"{args.data_steps or 'the default number of'} steps per seed"
+    budget = (f"Budget per seed: {env_steps:,} online environment steps in {args.stages} stages "
+              f"({n_ep:g} episodes of {task.horizon} steps per stage where none ends early); GAC: "
+              f"{args.offline_steps:,} offline updates, then {args.updates_per_stage:,} per stage, "
+              f"return-only labels; peers: {args.peer_offline_steps:,} offline updates, then one "
+              f"per environment step ({env_steps:,}), hidden layers {hidden}, step rewards. "
+              f"{args.eval_episodes} evaluation episodes per point, the same reset seeds for "
+              f"every method. Data: {data}.")
+    md = table(task.name, rows, budget)
+    md += "\n\nTargets:\n" + "\n".join(f"- {t}" for t in targets(task.name, rows, sweep)) + "\n"
+    (out / f"{task.name}.md").write_text(md)
+    curves: dict[str, list[list[tuple[float, float]]]] = {}
+    for r in sorted(rows, key=lambda r: r["seed"]):
+        curves.setdefault(r["method"], []).append([tuple(p) for p in r["curve"]])
+    png = method_curves(curves, out / f"{task.name}-curves.png",
+                        f"{task.name}: {env_steps:,} env steps, seeds {args.seeds}")
+    print("\n" + md)
+    print(f"table: {out / (task.name + '.md')}; plot: {png}")
 
 
 if __name__ == "__main__":

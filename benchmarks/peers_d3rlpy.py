@@ -1,14 +1,14 @@
-"""Peers for the offline-to-online benchmark: d3rlpy's Cal-QL and IQL on gac's data and tasks.
+"""Peers for the offline-to-online benchmark: d3rlpy's IQL, Cal-QL and ReBRAC on gac's data and
+tasks, and the d3rlpy plumbing every benchmark shares (data conversion, offline fit, playing).
 
-    python benchmarks/peers_d3rlpy.py --algo calql --task pointmaze-medium-goal --seed 0 \
-        --offline-steps 20000 --online-env-steps 28800 [--dataset PATH] [--eval-episodes 20]
+    python benchmarks/peers_d3rlpy.py --algo calql --task maze2d-medium --seed 0 \
+        --offline-steps 2000 --online-env-steps 14400 --stages 3 [--dataset PATH] [--eval-episodes 20]
 
 Needs ``pip install -e ".[peers]"`` (d3rlpy 2.8.0). Each run: fit() for ``offline_steps``
-gradient steps on the task's dataset (sparse rewards as stored, episodes split at our timeouts),
-evaluate, fit_online() for ``online_env_steps`` environment steps on the task's evaluation env
-(one gradient step per environment step), evaluate again. Hyperparameters follow d3rlpy's
-fine-tuning reproductions (reproductions/finetuning/{cal_ql,iql}_finetune.py, their AntMaze
-settings: the closest sparse goal-reaching setting) except where noted at ``make_algo``.
+gradient steps on the task's dataset (step rewards as stored, episodes split at our timeouts),
+evaluate, then ``stages`` rounds of fit_online() on the task's evaluation env (one gradient
+step per environment step, ``online_env_steps`` in all), each followed by an evaluation: the
+score against environment steps, as GAC's stages give it. Settings: ``make_algo``.
 Evaluation episodes start from the same reset seeds as GAC's own evaluation.
 """
 
@@ -29,12 +29,13 @@ import torch
 
 from gac.data.datasets import resolve_dataset
 from gac.data.store import DataError, TrajectoryStore
-from gac.tasks import normalized_score
+from gac.tasks import get_task, normalized_score
 from gac.tasks.gym_adapter import GymTaskEnv, make_gym_env
 
-ALGOS = ("calql", "iql")
+ALGOS = ("calql", "iql", "rebrac")
 EVAL_SEED_BASE = 10_000  # gac.evaluation.evaluate: seed s plays episodes from 10_000 * (s + 1)
 CALQL_BLOCK = 1000  # Cal-QL fine-tunes in blocks: collect this many env steps, then as many updates
+SPARSE = ("maze2d", "pointmaze-goal")  # task families with 0/1 goal rewards
 
 # d3rlpy imports legacy gym, which prints an unmaintained-package notice to stderr on import.
 with contextlib.redirect_stderr(io.StringIO()):
@@ -43,6 +44,15 @@ with contextlib.redirect_stderr(io.StringIO()):
 # d3rlpy logs every fit() through structlog to stdout (and warns that fit_online() reuses the
 # models fit() built, which is the point here): keep benchmark output to our own lines.
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+
+# Cal-QL on the sparse mazes, tuned (benchmarks/offline_to_online.py's README section has the
+# screen): d3rlpy's AntMaze reproduction adapts the CQL weight by a Lagrange multiplier toward an
+# action gap of 0.8; on our 0/1 reward that multiplier ran to ~150 and the critic loss to ~2,000,
+# and the policy did not learn. Tuned: a fixed weight (no Lagrange multiplier) and the rewards
+# scaled by CALQL_REWARD_SCALE (Cal-QL's own sparse-task setting scales by 10), which keeps the
+# Monte-Carlo lower bound valid (rewards stay >= 0).
+CALQL_FIXED_WEIGHT = 5.0
+CALQL_REWARD_SCALE = 10.0
 
 
 def to_mdp_dataset(store: TrajectoryStore) -> d3rlpy.dataset.MDPDataset:
@@ -60,46 +70,82 @@ def to_mdp_dataset(store: TrajectoryStore) -> d3rlpy.dataset.MDPDataset:
     )
 
 
-def make_algo(algo: str, offline_steps: int, hidden: Sequence[int] | None = None) -> Any:
-    """Configs of d3rlpy's fine-tuning reproductions, on CPU, without the AntMaze reward shift
-    (rewards stay gac's 0/1 sparse rewards, as GAC sees them). ``hidden`` replaces every network's
-    hidden layers (reproductions: 256x256, Cal-QL's critic 4x256) to fit CPU budgets."""
-    def mlp(default: Sequence[int]) -> Any:
-        return d3rlpy.models.encoders.VectorEncoderFactory(list(default if hidden is None else hidden))
+def fit(peer: Any, data: TrajectoryStore | d3rlpy.dataset.MDPDataset, steps: int,
+        progress: bool = False) -> float:
+    """``steps`` gradient steps of d3rlpy's offline fit() (one epoch of exactly that many);
+    returns the wall time. Every benchmark's offline d3rlpy training goes through here."""
+    dataset = to_mdp_dataset(data) if isinstance(data, TrajectoryStore) else data
+    t0 = time.time()
+    peer.fit(dataset, n_steps=steps, n_steps_per_epoch=max(steps, 1), show_progress=progress,
+             save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    return time.time() - t0
+
+
+def make_algo(algo: str, offline_steps: int, hidden: Sequence[int] | None = None,
+              sparse: bool = True) -> Any:
+    """A d3rlpy peer on CPU. ``hidden`` replaces every network's hidden layers (the
+    reproductions': 256x256, Cal-QL's critic 4x256, ReBRAC's 3x256) to fit CPU budgets;
+    ``sparse``: the settings for 0/1 goal rewards (mazes), else locomotion's."""
+    def mlp(default: Sequence[int], layer_norm: bool = False) -> Any:
+        return d3rlpy.models.encoders.VectorEncoderFactory(
+            list(default if hidden is None else hidden), use_layer_norm=layer_norm)
 
     if algo == "calql":
         # Cal-QL's MC lower bound (returns-to-go) comes from the transition picker: the default
-        # picker's discounted sum of the episode's remaining rewards. With rewards >= 0 that is
-        # already a valid lower bound, so the AntMaze SparseRewardTransitionPicker (a constant
-        # failure return for -1-per-step rewards) is not needed.
+        # picker's discounted sum of the episode's remaining (scaled) rewards. With rewards >= 0
+        # that is already a valid lower bound, so the AntMaze SparseRewardTransitionPicker (a
+        # constant failure return for -1-per-step rewards) is not needed.
+        sparse_kw: dict[str, Any] = dict(
+            alpha_learning_rate=0.0, initial_alpha=1.0, conservative_weight=CALQL_FIXED_WEIGHT,
+            reward_scaler=d3rlpy.preprocessing.MultiplyRewardScaler(CALQL_REWARD_SCALE))
+        lagrange_kw: dict[str, Any] = dict(alpha_learning_rate=3e-4, initial_alpha=2.72,
+                                           conservative_weight=5.0, alpha_threshold=0.8)
         return d3rlpy.algos.CalQLConfig(
-            actor_learning_rate=1e-4,
-            critic_learning_rate=3e-4,
-            temp_learning_rate=1e-4,
-            alpha_learning_rate=3e-4,
-            initial_alpha=2.72,
-            batch_size=256,
-            conservative_weight=5.0,
-            actor_encoder_factory=mlp([256, 256]),
-            critic_encoder_factory=mlp([256, 256, 256, 256]),
-            alpha_threshold=0.8,
-            max_q_backup=True,
+            actor_learning_rate=1e-4, critic_learning_rate=3e-4, temp_learning_rate=1e-4,
+            batch_size=256, actor_encoder_factory=mlp([256, 256]),
+            critic_encoder_factory=mlp([256, 256, 256, 256]), max_q_backup=True,
+            **(sparse_kw if sparse else lagrange_kw),
         ).create(device="cpu:0")
     if algo == "iql":
+        # Sparse: the AntMaze fine-tuning reproduction (expectile 0.9, temperature 10); dense:
+        # the locomotion reproduction (expectile 0.7, temperature 3, returns scaled to 1,000).
+        scaler = (None if sparse else
+                  d3rlpy.preprocessing.ReturnBasedRewardScaler(multiplier=1000.0))
         return d3rlpy.algos.IQLConfig(
-            actor_learning_rate=3e-4,
-            critic_learning_rate=3e-4,
+            actor_learning_rate=3e-4, critic_learning_rate=3e-4,
             actor_optim_factory=d3rlpy.optimizers.AdamFactory(
-                lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(T_max=max(offline_steps, 1))),
-            batch_size=256,
-            weight_temp=10.0,
-            max_weight=100.0,
-            expectile=0.9,
-            actor_encoder_factory=mlp([256, 256]),
-            critic_encoder_factory=mlp([256, 256]),
+                lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(
+                    T_max=max(offline_steps, 1))),
+            batch_size=256, weight_temp=10.0 if sparse else 3.0, max_weight=100.0,
+            expectile=0.9 if sparse else 0.7, reward_scaler=scaler,
+            actor_encoder_factory=mlp([256, 256]), critic_encoder_factory=mlp([256, 256]),
             value_encoder_factory=mlp([256, 256]),
         ).create(device="cpu:0")
+    if algo == "rebrac":
+        # d3rlpy's reproduction (reproductions/offline/rebrac.py): 3 hidden layers, LayerNorm in
+        # the critic, batch 1024, lr 1e-3, standardised observations; its default penalties
+        # (0.01, 0.01) for the mazes (its table has none for them), its hopper-/walker2d-
+        # medium-replay rows otherwise (set in run_peer by dataset name).
+        return d3rlpy.algos.ReBRACConfig(
+            actor_learning_rate=1e-3, critic_learning_rate=1e-3, batch_size=1024, gamma=0.99,
+            actor_encoder_factory=mlp([256, 256, 256]),
+            critic_encoder_factory=mlp([256, 256, 256], layer_norm=True),
+            target_smoothing_sigma=0.2, target_smoothing_clip=0.5, update_actor_interval=2,
+            actor_beta=0.01, critic_beta=0.01,
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        ).create(device="cpu:0")
     raise ValueError(f"unknown peer algorithm {algo!r}; known: {', '.join(ALGOS)}")
+
+
+# ReBRAC's penalties (actor, critic) from d3rlpy's reproduction table, by dataset kind.
+REBRAC_BETAS = {"hopper-medium-replay": (0.05, 0.5), "walker2d-medium-replay": (0.05, 0.01),
+                "hopper-medium": (0.01, 0.001), "walker2d-medium": (0.05, 0.1)}
+
+
+def rebrac_betas(task: str) -> tuple[float, float]:
+    """The reproduction table's row for the longest dataset name in ``task``, else (0.01, 0.01)."""
+    rows = [k for k in REBRAC_BETAS if k in task]
+    return REBRAC_BETAS[max(rows, key=len)] if rows else (0.01, 0.01)
 
 
 def play(act: Any, env: GymTaskEnv, episodes: int, seed: int = 0, reset: Any = None) -> list[float]:
@@ -139,36 +185,37 @@ def _finetune_buffer(algo: str, offline: d3rlpy.dataset.MDPDataset, limit: int, 
         online = d3rlpy.dataset.create_fifo_replay_buffer(limit=limit, env=env)
         return d3rlpy.dataset.MixedReplayBuffer(primary_replay_buffer=online,
                                                 secondary_replay_buffer=offline, secondary_mix_ratio=0.5)
-    # IQL's reproduction: one FIFO buffer pre-filled with the dataset's episodes.
+    # IQL's and ReBRAC's: one FIFO buffer pre-filled with the dataset's episodes.
     return d3rlpy.dataset.create_fifo_replay_buffer(limit=limit, episodes=offline.episodes)
 
 
 def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_steps: int,
              eval_episodes: int = 20, dataset: str | None = None, hidden: Sequence[int] | None = None,
-             progress: bool = False) -> dict[str, Any]:
-    """Offline training, then online fine-tuning, of one d3rlpy peer; scores before and after.
+             progress: bool = False, stages: int = 1) -> dict[str, Any]:
+    """Offline training, then online fine-tuning in ``stages`` equal rounds, of one d3rlpy peer;
+    the score before and after every round (``curve``: (env steps, score) pairs).
 
-    ``progress`` shows d3rlpy's own bars (one for fit(), one for fit_online()).
+    ``progress`` shows d3rlpy's own bars (one for fit(), one per fit_online()).
     """
     if algo not in ALGOS:
         raise ValueError(f"unknown peer algorithm {algo!r}; known: {', '.join(ALGOS)}")
-    if offline_steps < 1 or online_env_steps < 0 or eval_episodes < 1:
+    if offline_steps < 1 or online_env_steps < 0 or eval_episodes < 1 or stages < 1:
         # fit() with 0 steps builds no networks, so there would be no policy to evaluate.
-        raise ValueError(f"need offline_steps >= 1, online_env_steps >= 0, eval_episodes >= 1; got "
-                         f"{offline_steps}, {online_env_steps}, {eval_episodes}")
+        raise ValueError(f"need offline_steps >= 1, online_env_steps >= 0, eval_episodes >= 1, "
+                         f"stages >= 1; got {offline_steps}, {online_env_steps}, {eval_episodes}, "
+                         f"{stages}")
     t0 = time.time()
     store = resolve_dataset(dataset or task, seed=seed, progress=False)  # a task: the seed's file
+    task = store.metadata.get("task", task) if dataset else task
     ref = _reference(store)
     offline = to_mdp_dataset(store)
     d3rlpy.seed(seed)
-    peer = make_algo(algo, offline_steps, hidden)
-    fit_kw: dict[str, Any] = {"logger_adapter": d3rlpy.logging.NoopAdapterFactory(),
-                              "show_progress": progress}
-
-    # fit() runs n_steps // n_steps_per_epoch epochs: one epoch of exactly offline_steps.
-    peer.fit(offline, n_steps=offline_steps, n_steps_per_epoch=max(offline_steps, 1), **fit_kw)
+    peer = make_algo(algo, offline_steps, hidden, sparse=get_task(task).family in SPARSE)
+    if algo == "rebrac":
+        peer.config.actor_beta, peer.config.critic_beta = rebrac_betas(task)
+    fit(peer, offline, offline_steps, progress)
     eval_env = make_gym_env(task)
-    offline_score = evaluate(peer, eval_env, eval_episodes, ref)
+    curve = [(0, evaluate(peer, eval_env, eval_episodes, ref))]
 
     if algo == "iql":
         # The reproduction restores the actor's learning rate after the offline cosine decay. It
@@ -182,33 +229,48 @@ def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_ste
     env = make_gym_env(task)
     d3rlpy.envs.seed_env(env, seed)  # later resets are unseeded and continue this RNG
     buffer = _finetune_buffer(algo, offline, store.num_steps + online_env_steps + 1, env)
-    # Cal-QL's reproduction collects 1000 env steps, then makes 1000 updates (so the online half
-    # of a batch is never drawn from a handful of transitions); IQL's updates once per env step.
-    block = min(CALQL_BLOCK, online_env_steps) if algo == "calql" else 1
-    if online_env_steps > 0:
+    # ReBRAC is deterministic: its online phase explores with Gaussian action noise (TD3's 0.1).
+    explorer = d3rlpy.algos.NormalNoise(std=0.1) if algo == "rebrac" else None
+    done = 0
+    for k in range(stages):
+        n = online_env_steps * (k + 1) // stages - done
+        if n == 0:
+            continue
+        # Cal-QL's reproduction collects 1000 env steps, then makes 1000 updates (so the online
+        # half of a batch is never drawn from a handful of transitions); the others update once
+        # per env step.
+        block = min(CALQL_BLOCK, n) if algo == "calql" else 1
         # update_start_step=1: a mixed batch cannot be drawn before the online buffer holds a step.
-        peer.fit_online(env, buffer=buffer, n_steps=online_env_steps, n_steps_per_epoch=online_env_steps,
-                        update_interval=block, n_updates=block, update_start_step=int(algo == "calql"),
-                        **fit_kw)
-        # Blocks cut short by the budget's end still get their updates: one update per env step.
-        for _ in range(online_env_steps % block):
+        peer.fit_online(env, buffer=buffer, explorer=explorer, n_steps=n, n_steps_per_epoch=n,
+                        update_interval=block, n_updates=block,
+                        update_start_step=int(algo == "calql" and done == 0), **{
+                            "logger_adapter": d3rlpy.logging.NoopAdapterFactory(),
+                            "show_progress": progress})
+        # Blocks cut short by the round's end still get their updates: one update per env step.
+        for _ in range(n % block):
             peer.update(buffer.sample_transition_batch(peer.config.batch_size))
-    final_score = evaluate(peer, eval_env, eval_episodes, ref)
+        # The next round starts with env.reset(): close the episode in progress as truncated
+        # (a no-op where the round ended with an episode).
+        buffer.clip_episode(False)
+        done += n
+        curve.append((done, evaluate(peer, eval_env, eval_episodes, ref)))
     env.close()
     eval_env.close()
-    return {"algo": algo, "task": task, "seed": seed, "offline_score": offline_score,
-            "final_score": final_score, "delta": final_score - offline_score,
+    return {"algo": algo, "task": task, "seed": seed, "offline_score": curve[0][1],
+            "final_score": curve[-1][1], "delta": curve[-1][1] - curve[0][1], "curve": curve,
             "env_steps": online_env_steps, "offline_steps": offline_steps,
-            "wall_s": time.time() - t0, "hidden": list(hidden) if hidden else "reproduction"}
+            "online_updates": online_env_steps, "wall_s": time.time() - t0,
+            "hidden": list(hidden) if hidden else "reproduction"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--algo", choices=ALGOS, required=True)
-    parser.add_argument("--task", default="pointmaze-medium-goal")
+    parser.add_argument("--task", default="maze2d-medium")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--offline-steps", type=int, default=20_000)
-    parser.add_argument("--online-env-steps", type=int, default=28_800)
+    parser.add_argument("--offline-steps", type=int, default=2000)
+    parser.add_argument("--online-env-steps", type=int, default=14_400)
+    parser.add_argument("--stages", type=int, default=3, help="evaluations during fine-tuning")
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--dataset", default=None, help="HDF5 path (default: the task's dataset)")
     parser.add_argument("--hidden", default="", help="e.g. 128,128: every network's hidden layers "
@@ -219,7 +281,7 @@ def main() -> None:
     res = run_peer(args.algo, args.task, args.seed, args.offline_steps, args.online_env_steps,
                    eval_episodes=args.eval_episodes, dataset=args.dataset,
                    hidden=[int(h) for h in args.hidden.split(",")] if args.hidden else None,
-                   progress=True)
+                   progress=True, stages=args.stages)
     print(json.dumps(res))
 
 

@@ -33,15 +33,34 @@ def test_episodes_split_where_ours_do(tiny_path: Path):
     np.testing.assert_array_equal(episodes[1].rewards[:, 0], store.episode(1).rewards)
 
 
-@pytest.mark.parametrize("algo", ["calql", "iql"])
+@pytest.mark.parametrize("algo", ["calql", "iql", "rebrac"])
 def test_tiny_offline_to_online_run(algo: str, tiny_path: Path):
     # Tiny networks: this checks the pipeline (fit, evaluate, fit_online, evaluate), not the peers.
-    res = run_peer(algo, "pointmaze-umaze-goal", seed=0, offline_steps=20, online_env_steps=300,
-                   eval_episodes=2, dataset=str(tiny_path), hidden=[32, 32])
+    steps = 60 if algo == "rebrac" else 300  # ReBRAC's batches are 4x larger
+    res = run_peer(algo, "pointmaze-umaze-goal", seed=0, offline_steps=20, online_env_steps=steps,
+                   eval_episodes=2, dataset=str(tiny_path), hidden=[32, 32], stages=2)
     assert {"algo", "task", "seed", "offline_score", "final_score", "delta", "env_steps",
             "offline_steps", "wall_s"} <= set(res)
-    assert res["algo"] == algo and res["env_steps"] == 300 and res["offline_steps"] == 20
+    assert res["algo"] == algo and res["env_steps"] == steps and res["offline_steps"] == 20
+    # Evaluated offline and after each of the two rounds, at their environment steps.
+    assert [x for x, _ in res["curve"]] == [0, steps // 2, steps]
+    assert res["offline_score"] == res["curve"][0][1] and res["final_score"] == res["curve"][-1][1]
     assert math.isfinite(res["offline_score"]) and math.isfinite(res["final_score"])
     assert res["delta"] == pytest.approx(res["final_score"] - res["offline_score"])
     with pytest.raises(ValueError, match="unknown peer"):
         run_peer("cql", "pointmaze-umaze-goal", 0, 1, 1, dataset=str(tiny_path))
+
+
+def test_peer_settings_follow_the_reward_kind():
+    from peers_d3rlpy import CALQL_FIXED_WEIGHT, make_algo, rebrac_betas
+
+    sparse, dense = make_algo("calql", 10, [8], sparse=True), make_algo("calql", 10, [8], sparse=False)
+    # Tuned for the 0/1 maze reward: no Lagrange multiplier, a fixed weight, scaled rewards.
+    assert sparse.config.alpha_learning_rate == 0 and dense.config.alpha_learning_rate > 0
+    assert sparse.config.conservative_weight * sparse.config.initial_alpha == CALQL_FIXED_WEIGHT
+    assert sparse.config.reward_scaler is not None and dense.config.reward_scaler is None
+    assert make_algo("iql", 10, [8], sparse=True).config.expectile == 0.9
+    assert make_algo("iql", 10, [8], sparse=False).config.expectile == 0.7
+    assert rebrac_betas("hopper-medium-replay") == (0.05, 0.5)  # not hopper-medium's row
+    assert rebrac_betas("hopper-medium") == (0.01, 0.001)
+    assert rebrac_betas("maze2d-medium") == (0.01, 0.01)

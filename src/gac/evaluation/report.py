@@ -43,13 +43,15 @@ def online_table(records: list[dict[str, float]]) -> str:
     """Score after each stage, the gain over the offline model, and the collected returns."""
     base = records[0]["score"]
     lines = ["| stage | env steps | score | Δ vs offline | collected return (mean / max) | "
-             "y_ref | y⁺ | exploration success | κ |", "|---|---|---|---|---|---|---|---|---|"]
+             "y_ref | y⁺ | return of exploring episodes | exploration success | κ |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         if r["stage"] == 0:
-            lines.append(f"| 0 (offline) | 0 | {r['score']:.1f} | – | – | – | – | – | – |")
+            lines.append(f"| 0 (offline) | 0 | {r['score']:.1f} | – | – | – | – | – | – | – |")
             continue
         lines.append(
             f"| {r['stage']} | {r['env_steps']:.0f} | {r['score']:.1f} | {r['score'] - base:+.1f} | "
             f"{r['collected_return']:.2f} / {r['collected_return_max']:.2f} | {r['y_ref']:.2f} | "
-            f"{r['y_plus']:.2f} | {r['explore_success']:.2f} | {r['kappa']:.2f} |")
+            f"{r['y_plus']:.2f} | {r.get('explore_return', float('nan')):.2f} | "
+            f"{r['explore_success']:.2f} | {r['kappa']:.2f} |")
     return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""benchmarks/offline_to_online.py end to end on tiny maze2d and locomotion files: the offline
+GAC, its online variants and d3rlpy peers run a few steps, land in the log, the table and the
+plot (a pipeline check, not a quality check)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("d3rlpy")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import offline_to_online  # noqa: E402
+
+from gac.data.datasets import make_dataset  # noqa: E402
+
+
+def run(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
+    monkeypatch.setattr(sys, "argv", ["offline_to_online.py", *argv])
+    offline_to_online.main()
+
+
+def test_maze2d_variants_sweep_replanning_and_peers(tmp_path: Path, monkeypatch, capsys):
+    data = make_dataset("maze2d-umaze", steps=2000, seed=0, out=tmp_path / "u.hdf5",
+                        reference_episodes=2, progress=False)
+    out = tmp_path / "o2o"
+    argv = ["--task", "maze2d-umaze", "--seeds", "0", "--dataset", str(data),
+            "--offline-steps", "2", "--env-steps", "600", "--stages", "2",
+            "--updates-per-stage", "2", "--eval-episodes", "1", "--sweep", "5",
+            "--peers", "iql", "--peer-offline-steps", "2", "--peer-hidden", "8,8",
+            "--gac-set", "online.n_envs=2", "--offline-root", str(tmp_path / "offline"), "--out", str(out)]
+    run(monkeypatch, *argv)
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    methods = [r["method"] for r in rows]
+    assert methods == ["gac auto", "gac auto, evaluated planning once", "gac no-expl",
+                       "gac dy=5", "d3rlpy iql"]
+    for r in rows:
+        steps = [x for x, _ in r["curve"]]
+        assert steps[0] == 0 and steps[-1] == 600, r["method"]
+    assert [x for x, _ in rows[0]["curve"]] == [0, 300, 600]  # one point per stage
+    assert len(rows[-1]["curve"]) == 3  # the peer is evaluated after each stage too
+    auto = rows[0]["records"]
+    assert all("y_plus" in s and "explore_return" in s for s in auto[1:])
+    # Stage 1's y_ref is on the episode scale: from the offline policy's own evaluation episode.
+    assert auto[1]["y_ref"] == pytest.approx(auto[0]["return"])
+    md = (out / "maze2d-umaze.md").read_text()
+    assert "600 online environment steps in 2 stages" in md and "| d3rlpy iql |" in md
+    assert "re-planning" in md and "within 10%" in md
+    assert (out / "maze2d-umaze-curves.png").stat().st_size > 0
+    # A rerun with the same budget reuses every row; --report only tabulates.
+    capsys.readouterr()
+    run(monkeypatch, *argv, "--report")
+    assert len((out / "results.jsonl").read_text().splitlines()) == len(rows)
+    assert "| gac dy=5 |" in capsys.readouterr().out
+
+
+def test_locomotion_auto_and_rebrac(tmp_path: Path, monkeypatch):
+    data = make_dataset("hopper-medium-replay", steps=400, seed=0, out=tmp_path / "h.hdf5",
+                        progress=False)
+    out = tmp_path / "o2o"
+    run(monkeypatch, "--task", "hopper-medium-replay", "--seeds", "0", "--dataset", str(data),
+        "--offline-steps", "2", "--env-steps", "100", "--stages", "2", "--updates-per-stage", "2",
+        "--eval-episodes", "1", "--variants", "auto", "--peers", "rebrac",
+        "--peer-offline-steps", "2", "--peer-hidden", "8,8", "--gac-set", "online.n_envs=2",
+        "--offline-root", str(tmp_path / "offline"), "--out", str(out))
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    # Locomotion plans once (no re-planning row); the peer gets the same environment steps.
+    assert [r["method"] for r in rows] == ["gac auto", "d3rlpy rebrac"]
+    assert rows[1]["env_steps"] == 100 and rows[0]["env_steps"] >= 100
+    md = (out / "hopper-medium-replay.md").read_text()
+    assert "spread over seeds" in md and "IQL" in md
