@@ -32,7 +32,7 @@ from gac.data.store import DataError, TrajectoryStore
 from gac.tasks import get_task, normalized_score
 from gac.tasks.gym_adapter import GymTaskEnv, make_gym_env
 
-ALGOS = ("calql", "iql", "rebrac")
+ALGOS = ("calql", "iql", "rebrac", "calql-lagrange")  # the last: Cal-QL untuned, for the record
 EVAL_SEED_BASE = 10_000  # gac.evaluation.evaluate: seed s plays episodes from 10_000 * (s + 1)
 CALQL_BLOCK = 1000  # Cal-QL fine-tunes in blocks: collect this many env steps, then as many updates
 SPARSE = ("maze2d", "pointmaze-goal")  # task families with 0/1 goal rewards
@@ -45,12 +45,13 @@ with contextlib.redirect_stderr(io.StringIO()):
 # models fit() built, which is the point here): keep benchmark output to our own lines.
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
 
-# Cal-QL on the sparse mazes, tuned (benchmarks/offline_to_online.py's README section has the
-# screen): d3rlpy's AntMaze reproduction adapts the CQL weight by a Lagrange multiplier toward an
-# action gap of 0.8; on our 0/1 reward that multiplier ran to ~150 and the critic loss to ~2,000,
-# and the policy did not learn. Tuned: a fixed weight (no Lagrange multiplier) and the rewards
-# scaled by CALQL_REWARD_SCALE (Cal-QL's own sparse-task setting scales by 10), which keeps the
-# Monte-Carlo lower bound valid (rewards stay >= 0).
+# Cal-QL on the sparse mazes. d3rlpy's AntMaze reproduction adapts the CQL weight by a Lagrange
+# multiplier toward an action gap of 0.8; on our 0/1 reward that multiplier ran to ~150 and the
+# critic loss to ~2,000, and the policy did not learn (README, pointmaze-medium-goal). Changed
+# against that failure: a fixed weight (no Lagrange multiplier) and the rewards scaled by
+# CALQL_REWARD_SCALE (Cal-QL's own sparse-task setting scales by 10), which keeps the
+# Monte-Carlo lower bound valid (rewards stay >= 0). "calql-lagrange" is the reproduction's
+# setting, to run beside it.
 CALQL_FIXED_WEIGHT = 5.0
 CALQL_REWARD_SCALE = 10.0
 
@@ -90,7 +91,7 @@ def make_algo(algo: str, offline_steps: int, hidden: Sequence[int] | None = None
         return d3rlpy.models.encoders.VectorEncoderFactory(
             list(default if hidden is None else hidden), use_layer_norm=layer_norm)
 
-    if algo == "calql":
+    if algo in ("calql", "calql-lagrange"):
         # Cal-QL's MC lower bound (returns-to-go) comes from the transition picker: the default
         # picker's discounted sum of the episode's remaining (scaled) rewards. With rewards >= 0
         # that is already a valid lower bound, so the AntMaze SparseRewardTransitionPicker (a
@@ -104,7 +105,7 @@ def make_algo(algo: str, offline_steps: int, hidden: Sequence[int] | None = None
             actor_learning_rate=1e-4, critic_learning_rate=3e-4, temp_learning_rate=1e-4,
             batch_size=256, actor_encoder_factory=mlp([256, 256]),
             critic_encoder_factory=mlp([256, 256, 256, 256]), max_q_backup=True,
-            **(sparse_kw if sparse else lagrange_kw),
+            **(sparse_kw if sparse and algo == "calql" else lagrange_kw),
         ).create(device="cpu:0")
     if algo == "iql":
         # Sparse: the AntMaze fine-tuning reproduction (expectile 0.9, temperature 10); dense:
@@ -180,7 +181,7 @@ def _reference(store: TrajectoryStore) -> tuple[float, float]:
 
 
 def _finetune_buffer(algo: str, offline: d3rlpy.dataset.MDPDataset, limit: int, env: GymTaskEnv) -> Any:
-    if algo == "calql":
+    if algo.startswith("calql"):
         # Cal-QL's reproduction: half of each batch from the new transitions, half from the data.
         online = d3rlpy.dataset.create_fifo_replay_buffer(limit=limit, env=env)
         return d3rlpy.dataset.MixedReplayBuffer(primary_replay_buffer=online,
@@ -239,11 +240,11 @@ def run_peer(algo: str, task: str, seed: int, offline_steps: int, online_env_ste
         # Cal-QL's reproduction collects 1000 env steps, then makes 1000 updates (so the online
         # half of a batch is never drawn from a handful of transitions); the others update once
         # per env step.
-        block = min(CALQL_BLOCK, n) if algo == "calql" else 1
+        block = min(CALQL_BLOCK, n) if algo.startswith("calql") else 1
         # update_start_step=1: a mixed batch cannot be drawn before the online buffer holds a step.
         peer.fit_online(env, buffer=buffer, explorer=explorer, n_steps=n, n_steps_per_epoch=n,
                         update_interval=block, n_updates=block,
-                        update_start_step=int(algo == "calql" and done == 0), **{
+                        update_start_step=int(algo.startswith("calql") and done == 0), **{
                             "logger_adapter": d3rlpy.logging.NoopAdapterFactory(),
                             "show_progress": progress})
         # Blocks cut short by the round's end still get their updates: one update per env step.

@@ -82,7 +82,9 @@ def collection_rates(data: Path, work: Path, envs: int, groups: int) -> dict[str
                                                       "online.collector_actors=2"])):
         cfg = apply_overrides(preset("pointmaze-umaze-goal"),  # the preset's model and planning
                               ["train.steps=2", "train.warmup_steps=1", f"online.n_envs={envs}",
-                               f"online.env_steps={envs * task.horizon * 100}", *extra])
+                               f"online.env_steps={envs * task.horizon * 100}",
+                               # y+ from the data: no evaluation is played before timing
+                               "online.ref_pool=data", *extra])
         trainer = Trainer(cfg, store, None, return_scale=100.0)
         trainer.train(progress=False)
         run = OnlineRun(trainer, task, work / "online", (0.0, 100.0))

@@ -45,7 +45,7 @@ def test_an_online_run_plays_through_the_collector_it_is_handed(tiny_maze_path, 
     cfg = apply_overrides(preset("pointmaze-umaze-goal"), [
         "model.d_model=32", "model.n_layers=1", "model.context_steps=4", "online.n_envs=3",
         "online.collect_shards=2", "online.explore_steps=2", "inference.n_starts=2",
-        "inference.ascent_steps=2"])
+        "inference.ascent_steps=2", "online.ref_pool=data"])  # y+ without an evaluation first
     task = get_task("pointmaze-umaze-goal")
     trainer = Trainer(cfg, load_hdf5(tiny_maze_path), tmp_path, return_scale=100.0)
     collector = Recording(task, 3)

@@ -59,6 +59,7 @@ def test_peer_settings_follow_the_reward_kind():
     assert sparse.config.alpha_learning_rate == 0 and dense.config.alpha_learning_rate > 0
     assert sparse.config.conservative_weight * sparse.config.initial_alpha == CALQL_FIXED_WEIGHT
     assert sparse.config.reward_scaler is not None and dense.config.reward_scaler is None
+    assert make_algo("calql-lagrange", 10, [8], sparse=True).config.alpha_learning_rate > 0
     assert make_algo("iql", 10, [8], sparse=True).config.expectile == 0.9
     assert make_algo("iql", 10, [8], sparse=False).config.expectile == 0.7
     assert rebrac_betas("hopper-medium-replay") == (0.05, 0.5)  # not hopper-medium's row
