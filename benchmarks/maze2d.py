@@ -2,8 +2,8 @@
 
     python benchmarks/maze2d.py [--tasks maze2d-umaze,maze2d-medium,maze2d-large]
                                 [--seeds 0,1,2] [--steps 2000] [--episodes 50]
-                                [--data-steps N] [--algos gac,gac-once,gac-exploit,gac-prior,
-                                 gac-elite,bc,bc10,dt,iql,cql]
+                                [--data-steps N] [--algos gac,gac-once,gac-select,gac-exploit,
+                                 gac-prior,gac-elite,bc,bc10,dt,iql,cql]
                                 [--gac-set SECTION.FIELD=VALUE ...]
 
 For every task and seed, the seed's dataset is made once by D4RL's recipe (`gac data make TASK
@@ -11,10 +11,12 @@ For every task and seed, the seed's dataset is made once by D4RL's recipe (`gac 
 the same number of gradient steps on that file, then plays ``--episodes`` evaluation episodes
 (D4RL's protocol: random open start cell, the fixed goal, horizon 300 / 600 / 800, sparse reward).
 
-- GAC: the task's preset (`gac train FILE`, `gac eval`): per state, the training plan of highest
-  predicted return (`select`), re-planned every sixth of the horizon. The same trained model is
-  also evaluated planning once (GAC-ONCE), with exploitation by ascent (GAC-EXPLOIT), with prior
-  samples (GAC-PRIOR, both re-planning as the preset) and with the plans of the 8 best training
+- GAC: the task's preset (`gac train FILE`, `gac eval`): the plan of the best-return training
+  segment among the 128 that start nearest the current position (`local`), re-planned every 5
+  steps. The same trained model is also evaluated planning once (GAC-ONCE), with the bank plan
+  of highest predicted return r(U(z0), s0) re-planned every sixth of the horizon (GAC-SELECT,
+  the previous preset), with exploitation by ascent (GAC-EXPLOIT), with prior samples
+  (GAC-PRIOR, both re-planning as the preset) and with the plans of the 8 best training
   segments (GAC-ELITE). GAC sees only segment returns, never step rewards.
 - BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
   with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
@@ -52,10 +54,13 @@ from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
 from gac.tasks import get_task, normalized_score
 
 TASKS = ("maze2d-umaze", "maze2d-medium", "maze2d-large")
-# Evaluations of one trained GAC: the preset's inference (select, re-planning), and variants.
+# Evaluations of one trained GAC: the preset's inference (local, re-planning), and variants;
+# "{h6}" is a sixth of the task's horizon.
 GAC_MODES: dict[str, list[str]] = {
     "gac": [],
-    "gac-once": ["inference.replan_every=0"],  # select, planned once per episode
+    "gac-once": ["inference.replan_every=0"],  # local, planned once per episode
+    "gac-select": ["inference.mode=select", "inference.elite_episodes=1",
+                   "inference.replan_every={h6}"],
     "gac-exploit": ["inference.mode=exploit"],  # ascent on r(U(z0), s0), with re-planning
     "gac-prior": ["inference.mode=random"],  # prior samples, with re-planning
     "gac-elite": ["inference.mode=elite", "inference.elite_episodes=8"],
@@ -106,13 +111,20 @@ def run_gac(path: Path, seed: int, steps: int, episodes: int, root: Path, sets: 
         train_s = (time.time() - t0) * steps / (steps - start)
     else:
         train_s = float(np.mean([h["update_s"] for h in trainer.history])) * steps
+        trainer.save(run_dir / "checkpoint.pt")  # the same state, in today's checkpoint layout
     out = {}
     for mode in modes:
         res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed],
-                                  inference_overrides=GAC_MODES[mode], progress=False)
+                                  inference_overrides=mode_overrides(mode, trainer.cfg.task),
+                                  progress=False)
         out[mode] = {"returns": res.returns[0].tolist(), "train_s": train_s,
                      "predicted": float(res.predicted.mean())}
     return out
+
+
+def mode_overrides(mode: str, task: str) -> list[str]:
+    h6 = str(get_task(task).horizon // 6)
+    return [s.replace("{h6}", h6) for s in GAC_MODES[mode]]
 
 
 def gac_version(path: Path, sets: list[str]) -> str:

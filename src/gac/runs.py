@@ -103,7 +103,8 @@ def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cp
         model.load_state_dict(state["model"])
         bank = None
         if "episode_returns" in state:  # older checkpoints lack them (no elite inference)
-            bank = PlanBank(state["chains"]["z"], state["episode_returns"])
+            bank = PlanBank(state["chains"]["z"], state["episode_returns"],
+                            state.get("episode_first_obs"))  # None: written before they were
     except CheckpointError:
         raise
     except RuntimeError as exc:

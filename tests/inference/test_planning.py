@@ -180,7 +180,7 @@ def test_unknown_mode_is_named_with_the_known_ones(model, s0):
 
 
 def test_every_registered_mode_plans_one_plan_per_state(model, s0):
-    bank = PlanBank(torch.randn(10, 4, 32), torch.arange(10.0).numpy())
+    bank = PlanBank(torch.randn(10, 4, 32), torch.arange(10.0).numpy(), torch.randn(10, 5))
     for name, mode in MODES.items():
         cfg = InferenceConfig(mode=name, n_starts=2, ascent_steps=2, langevin_steps=2,
                               target_return=1.0)
@@ -204,3 +204,39 @@ def test_select_ranks_the_bank_per_state(model, s0):
     for i, z in enumerate(drawn):
         j = int((bank - z).flatten(1).abs().sum(1).argmin())
         assert j in top3[i].tolist()
+
+
+def test_local_takes_the_best_return_among_the_nearest_starts(model):
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(6, 4, 32, generator=g)
+    # Starts on a line in the first two entries; the other entries are far off and must not
+    # count with local_dims=2.
+    starts = torch.zeros(6, 5)
+    starts[:, 0] = torch.tensor([0.0, 0.1, 0.2, 5.0, 5.1, 9.0])
+    starts[:, 2:] = 100 * torch.randn(6, 3, generator=g)
+    returns = torch.tensor([1.0, 3.0, 2.0, 0.0, 0.0, 50.0]).numpy()
+    bank = PlanBank(z, returns, starts)
+    states = torch.tensor([[0.05, 0, 0, 0, 0], [5.05, 0, 0, 0, 0], [8.0, 0, 0, 0, 0.0]])
+    cfg = InferenceConfig(mode="local", neighbours=3, local_dims=2)
+    out = plan(model, states, cfg, bank=bank)
+    # state 0: nearest 3 are plans 0-2, best return plan 1; state 1: plans 3, 4 and 5 (return
+    # 50) are nearest; state 2: 5, 4, 3.
+    torch.testing.assert_close(out, z[[1, 5, 5]])
+    # Equal returns (plans 3 and 4, both 0): the nearer one.
+    states[1, 0] = 5.08
+    out = plan(model, states, InferenceConfig(mode="local", neighbours=2, local_dims=2), bank=bank)
+    torch.testing.assert_close(out, z[[1, 4, 5]])
+    # On every entry (normalised), the far-off entries decide: a different choice.
+    out_all = plan(model, states, InferenceConfig(mode="local", neighbours=2), bank=bank)
+    assert not torch.equal(out_all, out)
+
+
+def test_local_needs_first_observations(model, s0):
+    z = torch.randn(5, 4, 32)
+    with pytest.raises(ValueError, match="first observations"):
+        plan(model, s0, InferenceConfig(mode="local"), bank=PlanBank(z, torch.zeros(5).numpy()))
+    with pytest.raises(ValueError, match="local_dims=9"):
+        plan(model, s0, InferenceConfig(mode="local", local_dims=9),
+             bank=PlanBank(z, torch.zeros(5).numpy(), torch.zeros(5, 5)))
+    with pytest.raises(ValueError, match="first observations of shape"):
+        PlanBank(z, torch.zeros(5).numpy(), torch.zeros(4, 5))

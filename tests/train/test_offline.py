@@ -149,8 +149,21 @@ def test_checkpoints_carry_the_plans_of_the_training_episodes(store, tmp_path):
     saved = load_policy(t.save(tmp_path / "run" / "checkpoint.pt")).bank
     torch.testing.assert_close(saved.z0, t.chains.z)
     assert np.array_equal(saved.returns, store.returns)
-    # A checkpoint written before returns were stored loads, but cannot play elite plans.
+    first = store.observations[store.starts]
+    assert np.array_equal(bank.starts.numpy(), first) and np.array_equal(saved.starts.numpy(), first)
+    # and local plans come from them: each state's nearest episode start, when it is the only
+    # neighbour, gives that episode's plan
+    local = replace(t.cfg.inference, mode="local", neighbours=1)
+    picked = plan(t.model, torch.as_tensor(first[:3]), local, bank=saved)
+    torch.testing.assert_close(picked, saved.z0[:3])
+    # A checkpoint written before first observations were stored plays every mode but local.
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    del state["episode_first_obs"]
+    model, cfg, _, bank = load_policy(save_checkpoint(state, tmp_path / "older.pt"))
+    plan(model, torch.zeros(2, store.obs_dim), replace(cfg.inference, mode="elite"), bank=bank)
+    with pytest.raises(ValueError, match="first observations"):
+        plan(model, torch.zeros(2, store.obs_dim), local, bank=bank)
+    # A checkpoint written before returns were stored loads, but cannot play elite plans.
     del state["episode_returns"]
     old = save_checkpoint(state, tmp_path / "old.pt")
     model, cfg, _, bank = load_policy(old)

@@ -23,6 +23,10 @@ help, the sweep spec and the docs all read it. A new mode is a function here, re
   data's own best plans can play better (locomotion; docs/design-notes.md).
 - ``select``: a plan drawn from the ``elite_episodes`` bank plans with the highest predicted
   return r(U(z0), s0) for *this* initial state: the data's plans, ranked per state.
+- ``local``: the plan of the highest-return training segment among the ``neighbours`` whose
+  first observation lies nearest this state (``local_dims``: on the position only). The return
+  head is not used: data returns of segments that start here rank their plans. Re-planned
+  every few steps, an episode is stitched from segments of the data (maze2d's default).
 - ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
   trust region around it; ``n_starts`` unused): a plan known to decode well, adapted to this s0
   without leaving the region where the return head was trained. One draw, not the elite plan
@@ -46,16 +50,23 @@ Planner = Callable[[Tensor, torch.Generator], Tensor]  # raw s0 (B, obs_dim) -> 
 
 
 class PlanBank:
-    """The training episodes' posterior plans z0 (N, n_latent, d) and returns (N,): what the
-    ``elite`` and ``refine`` modes draw from. Kept by reference: a trainer's chains update in
-    place. Checkpoints carry both (the chains and ``episode_returns``)."""
+    """The training episodes' posterior plans z0 (N, n_latent, d), returns (N,) and first
+    observations (N, obs_dim; raw units): what the ``elite``, ``refine``, ``select`` and
+    ``local`` modes choose from. Kept by reference: a trainer's chains update in place.
+    Checkpoints carry all three (the chains, ``episode_returns`` and ``episode_first_obs``)."""
 
-    def __init__(self, z0: Tensor, returns: np.ndarray | Tensor):
+    def __init__(self, z0: Tensor, returns: np.ndarray | Tensor,
+                 starts: np.ndarray | Tensor | None = None):
         returns = np.asarray(returns, dtype=np.float64)
         if z0.dim() != 3 or len(z0) != len(returns):
             raise ValueError(f"plan bank: {tuple(z0.shape)} plans for {len(returns)} returns; "
                              f"expected (N, n_latent, d) and N returns")
-        self.z0, self.returns = z0, returns
+        if starts is not None:
+            starts = torch.as_tensor(np.asarray(starts, dtype=np.float32))
+            if starts.dim() != 2 or len(starts) != len(returns):
+                raise ValueError(f"plan bank: first observations of shape {tuple(starts.shape)} "
+                                 f"for {len(returns)} plans; expected (N, obs_dim)")
+        self.z0, self.returns, self.starts = z0, returns, starts
 
     def top(self, k: int) -> Tensor:
         """The plans of the ``k`` highest-return episodes (k, n_latent, d), best first."""
@@ -119,6 +130,26 @@ def _checked_bank(model: GACModel, bank: PlanBank | None) -> PlanBank:
         raise ValueError(f"plan bank: plans of shape {tuple(bank.z0.shape[1:])}, but the model's "
                          f"are {model.latent_shape}")
     return bank
+
+
+def _nearest(model: GACModel, s0: Tensor, starts: Tensor, k: int, dims: int) -> Tensor:
+    """Indices (B, k) of the k bank starts nearest each state, nearest first: on the first
+    ``dims`` observation entries as they are, or (0) on all of them, normalised."""
+    if dims > s0.shape[1]:
+        raise ValueError(f"inference.local_dims={dims}, but observations have {s0.shape[1]} "
+                         f"entries")
+    p = model.obs_mean
+    a, b = s0.to(p), starts.to(p)
+    if dims:
+        a, b = a[:, :dims], b[:, :dims]
+    else:
+        a, b = (a - p) / model.obs_std, (b - p) / model.obs_std
+    k = min(k, len(b))
+    out = torch.empty(len(a), k, dtype=torch.long, device=p.device)
+    chunk = max(1, 2**24 // max(1, len(b)))  # bounded (chunk, N) distance matrices
+    for i in range(0, len(a), chunk):
+        out[i:i + chunk] = torch.cdist(a[i:i + chunk], b).topk(k, dim=1, largest=False).indices
+    return out
 
 
 def _elite_draw(model: GACModel, bank: PlanBank | None, k: int, batch: int,
@@ -218,6 +249,31 @@ def select(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     device = generator.device if generator is not None else "cpu"
     pick = torch.randint(k, (b,), generator=generator, device=device).to(top.device)
     return z0[top[torch.arange(b, device=top.device), pick]]
+
+
+@register("local", "the plan of the best-return training segment among the neighbours that "
+                   "start nearest this state")
+def local(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+          generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
+          **_: object) -> Tensor:
+    """Segments that start where this episode is now, and what the best of them did next: the
+    return head never scores a plan with a state it was not trained with (``select``'s argmax
+    does, and over-rates plans foreign to the state). With re-planning every few steps the
+    episode is stitched from such segments (docs/design-notes.md, "D4RL's maze2d")."""
+    bank = _checked_bank(model, bank)
+    if bank.starts is None:
+        raise ValueError("local plans need the training segments' first observations: this plan "
+                         "bank has none (a checkpoint written before they were stored: retrain)")
+    if bank.starts.shape[1] != s0.shape[1]:
+        raise ValueError(f"plan bank: first observations of {bank.starts.shape[1]} entries, but "
+                         f"states have {s0.shape[1]}")
+    with torch.no_grad():
+        near = _nearest(model, s0, bank.starts, cfg.neighbours, cfg.local_dims)
+        returns = torch.as_tensor(bank.returns, device=near.device)[near]
+        best = returns.argmax(dim=1)  # the first maximum: the nearest among equal returns
+        pick = near[torch.arange(len(near), device=near.device), best]
+    p = model.obs_mean
+    return bank.z0[pick.to(bank.z0.device)].to(device=p.device, dtype=p.dtype)
 
 
 def plan(

@@ -101,7 +101,11 @@ class Trainer:
     def plan_bank(self) -> PlanBank:
         """The training episodes' plans (the chains, by reference) and returns: what the elite
         and refine modes draw from."""
-        return PlanBank(self.chains.z, self.store.returns)
+        return PlanBank(self.chains.z, self.store.returns, self.first_observations())
+
+    def first_observations(self) -> np.ndarray:
+        """Each episode's first observation (N, obs_dim): where its plan starts."""
+        return self.store.observations[self.store.starts]
 
     def add_episodes(self, episodes: list[Episode], share: float | None = None) -> None:
         """Append episodes to the store, each with a fresh chain (from the prior).
@@ -284,6 +288,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "chains": self.chains.state_dict(),
             "episode_returns": np.asarray(self.store.returns, dtype=np.float64).copy(),
+            "episode_first_obs": np.array(self.first_observations(), dtype=np.float32),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "langevin": self.gen.get_state(),
