@@ -12,7 +12,7 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
 (D4RL's protocol: random open start cell, the fixed goal, horizon 300 / 600 / 800, sparse reward).
 
 - GAC: the task's preset (`gac train FILE`, `gac eval`): the plan of the best-return training
-  segment among the 128 that start nearest the current position (`local`), re-planned every 5
+  segment among the tenth of them that start nearest the current position (`local`), re-planned every 5
   steps. The same trained model is also evaluated planning once (GAC-ONCE), with the bank plan
   of highest predicted return r(U(z0), s0) re-planned every sixth of the horizon (GAC-SELECT,
   the previous preset), with exploitation by ascent (GAC-EXPLOIT), with prior samples

@@ -85,10 +85,12 @@ def test_there_are_choice_fields_and_the_mode_is_checked_against_the_registry():
     ("online.stages=0", "online.stages=0: must be at least 1"),
     ("online.env_steps=2", "online.env_steps=2 is below online.stages=3"),
     ("online.explore_share=1.5", "online.explore_share=1.5: must be in"),
+    ("inference.local_share=0", "inference.local_share=0.0: must be in (0, 1]"),
+    ("inference.local_dims=-1", "inference.local_dims=-1: must be at least 0"),
     ("train.posterior_temperature=0", "must be positive"),
 ])
 def test_numbers_out_of_range_are_refused(override, message):
-    with pytest.raises(ValueError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ValueError, match=message.replace(".", r"\.").replace("(", r"\(").replace("[", r"\[")):
         apply_overrides(preset("pointmaze-umaze-goal"), [override])
 
 

@@ -217,17 +217,17 @@ def test_local_takes_the_best_return_among_the_nearest_starts(model):
     returns = torch.tensor([1.0, 3.0, 2.0, 0.0, 0.0, 50.0]).numpy()
     bank = PlanBank(z, returns, starts)
     states = torch.tensor([[0.05, 0, 0, 0, 0], [5.05, 0, 0, 0, 0], [8.0, 0, 0, 0, 0.0]])
-    cfg = InferenceConfig(mode="local", neighbours=3, local_dims=2)
+    cfg = InferenceConfig(mode="local", local_share=0.5, local_dims=2)
     out = plan(model, states, cfg, bank=bank)
-    # state 0: nearest 3 are plans 0-2, best return plan 1; state 1: plans 3, 4 and 5 (return
-    # 50) are nearest; state 2: 5, 4, 3.
+    # 3 neighbours of 6. State 0: the nearest are plans 0-2, best return plan 1; state 1:
+    # plans 3, 4 and 5 (return 50); state 2: 5, 4, 3.
     torch.testing.assert_close(out, z[[1, 5, 5]])
     # Equal returns (plans 3 and 4, both 0): the nearer one.
     states[1, 0] = 5.08
-    out = plan(model, states, InferenceConfig(mode="local", neighbours=2, local_dims=2), bank=bank)
+    out = plan(model, states, InferenceConfig(mode="local", local_share=0.34, local_dims=2), bank=bank)
     torch.testing.assert_close(out, z[[1, 4, 5]])
     # On every entry (normalised), the far-off entries decide: a different choice.
-    out_all = plan(model, states, InferenceConfig(mode="local", neighbours=2), bank=bank)
+    out_all = plan(model, states, InferenceConfig(mode="local", local_share=0.34), bank=bank)
     assert not torch.equal(out_all, out)
 
 

@@ -151,9 +151,9 @@ def test_checkpoints_carry_the_plans_of_the_training_episodes(store, tmp_path):
     assert np.array_equal(saved.returns, store.returns)
     first = store.observations[store.starts]
     assert np.array_equal(bank.starts.numpy(), first) and np.array_equal(saved.starts.numpy(), first)
-    # and local plans come from them: each state's nearest episode start, when it is the only
-    # neighbour, gives that episode's plan
-    local = replace(t.cfg.inference, mode="local", neighbours=1)
+    # and local plans come from them: with one neighbour (the least share), each state's nearest
+    # episode start gives that episode's plan
+    local = replace(t.cfg.inference, mode="local", local_share=1e-9)
     picked = plan(t.model, torch.as_tensor(first[:3]), local, bank=saved)
     torch.testing.assert_close(picked, saved.z0[:3])
     # A checkpoint written before first observations were stored plays every mode but local.

@@ -23,8 +23,8 @@ help, the sweep spec and the docs all read it. A new mode is a function here, re
   data's own best plans can play better (locomotion; docs/design-notes.md).
 - ``select``: a plan drawn from the ``elite_episodes`` bank plans with the highest predicted
   return r(U(z0), s0) for *this* initial state: the data's plans, ranked per state.
-- ``local``: the plan of the highest-return training segment among the ``neighbours`` whose
-  first observation lies nearest this state (``local_dims``: on the position only). The return
+- ``local``: the plan of the highest-return training segment among the ``local_share`` of them
+  whose first observation lies nearest this state (``local_dims``: on the position only). The return
   head is not used: data returns of segments that start here rank their plans. Re-planned
   every few steps, an episode is stitched from segments of the data (maze2d's default).
 - ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
@@ -251,8 +251,8 @@ def select(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     return z0[top[torch.arange(b, device=top.device), pick]]
 
 
-@register("local", "the plan of the best-return training segment among the neighbours that "
-                   "start nearest this state")
+@register("local", "the plan of the best-return training segment among the local_share of "
+                   "them that start nearest this state")
 def local(model: GACModel, s0: Tensor, cfg: InferenceConfig,
           generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
           **_: object) -> Tensor:
@@ -268,7 +268,8 @@ def local(model: GACModel, s0: Tensor, cfg: InferenceConfig,
         raise ValueError(f"plan bank: first observations of {bank.starts.shape[1]} entries, but "
                          f"states have {s0.shape[1]}")
     with torch.no_grad():
-        near = _nearest(model, s0, bank.starts, cfg.neighbours, cfg.local_dims)
+        k = max(1, round(cfg.local_share * len(bank.starts)))
+        near = _nearest(model, s0, bank.starts, k, cfg.local_dims)
         returns = torch.as_tensor(bank.returns, device=near.device)[near]
         best = returns.argmax(dim=1)  # the first maximum: the nearest among equal returns
         pick = near[torch.arange(len(near), device=near.device), best]
