@@ -5,14 +5,18 @@ All figures come from one run on this machine: environment steps per second of
   cached  - the GAC policy (exploitation plans + decoding with cached keys/values);
   full    - the same policy re-encoding the whole history at every step (no cache).
 Targets: cached / full >= 5 at horizon 300; at 16 environments cached / raw >= 0.5 (the policy
-costs no more than the environment).
+costs no more than the environment). Raw and cached are timed in ``--rounds`` alternating
+rounds and their medians kept, so that a load changing during the run weighs on both alike;
+full (slow) is timed once.
 
     python benchmarks/rollout.py [--task pointmaze-umaze-goal] [--horizon 300] [--threads 2]
+                                 [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
@@ -49,6 +53,7 @@ def main() -> None:
     parser.add_argument("--task", default="pointmaze-umaze-goal")
     parser.add_argument("--horizon", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating raw/cached rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -64,8 +69,11 @@ def main() -> None:
     policy_rate(model, task, 2, 10, True, cfg.inference)  # warm-up
     rows = []
     for n in (1, 16):
-        raw = raw_env_rate(task, n, args.horizon)
-        cached = policy_rate(model, task, n, args.horizon, True, cfg.inference)
+        raws, cacheds = [], []
+        for _ in range(max(1, args.rounds)):
+            raws.append(raw_env_rate(task, n, args.horizon))
+            cacheds.append(policy_rate(model, task, n, args.horizon, True, cfg.inference))
+        raw, cached = statistics.median(raws), statistics.median(cacheds)
         full = policy_rate(model, task, n, args.horizon, False, cfg.inference)
         rows.append((n, raw, cached, full))
     print(f"\n{'envs':>5} {'raw env/s':>11} {'cached/s':>10} {'no-cache/s':>11} "
