@@ -1,4 +1,5 @@
-"""torch.compile (CPU inductor) against eager, for the training update and the one-step decode.
+"""Compiled and fused paths: torch.compile (CPU inductor) against eager, for the training update
+and the one-step decode, and the one-step decode's folded projections against unfolded ones.
 
     python benchmarks/compile.py [--task pointmaze-umaze-goal] [--updates 50] [--rounds 5]
                                  [--threads 1] [--steps 30000]
@@ -7,7 +8,9 @@ Training: two trainers of the task's preset on one generated dataset, one eager,
 transformer and the prior compiled (``nn.Module.compile``); the compiled one's first updates
 include the compilation, timed apart; then both are timed in alternating rounds (medians). Their
 losses must agree to rounding. Decode (one-step-context presets only): 16 episodes' decoding
-step, eager (``GACModel.act``) against the same layers compiled as one function, alternating.
+step, eager (``GACModel.act``, whose layers use ``decoding.fold_alone``: the self-attention's
+value and output projections as one linear) against the same layers compiled as one function,
+and against the two projections applied one after the other (the unfolded form), alternating.
 Both sides of each ratio come from this one run. Where compilation fails (no C++ compiler, an
 unsupported platform), the failure is printed instead of a figure.
 """
@@ -20,6 +23,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch.nn import functional as F
 
 from gac.config import apply_overrides, preset
 from gac.data.generators import generate
@@ -29,15 +33,21 @@ from gac.tasks import get_task
 from gac.train.offline import Trainer
 
 
-def alternate(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each function, timed in alternating rounds."""
+def alternate(fns: dict[str, Callable[[], object]], rounds: int
+              ) -> tuple[dict[str, float], dict[str, float]]:
+    """Timed in alternating rounds: each function's median seconds per call, and the median
+    over rounds of the first function's time over each one's in the same round (a ratio of
+    neighbouring measurements, robust to a load that changes between rounds)."""
     spent: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
             t0 = time.perf_counter()
             f()
             spent[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in spent.items()}
+    first = spent[next(iter(fns))]
+    ratios = {k: statistics.median(a / b for a, b in zip(first, v, strict=True))
+              for k, v in spent.items()}
+    return {k: statistics.median(v) for k, v in spent.items()}, ratios
 
 
 def training(task_name: str, args: argparse.Namespace) -> None:
@@ -69,9 +79,10 @@ def training(task_name: str, args: argparse.Namespace) -> None:
                 losses[name] = trainers[name].update()["loss"]
         return f
 
-    med = alternate({k: run(k) for k in trainers}, args.rounds)
+    med, ratio = alternate({k: run(k) for k in trainers}, args.rounds)
     e, c = med["eager"] / per, med["compiled"] / per
-    print(f"training s/update: eager {e:.4f}, compiled {c:.4f}; eager/compiled {e / c:.2f}x; "
+    print(f"training s/update: eager {e:.4f}, compiled {c:.4f}; eager/compiled "
+          f"{ratio['compiled']:.2f}x (median over rounds); "
           f"last loss {losses['eager']:.5f} vs {losses['compiled']:.5f}")
 
 
@@ -103,6 +114,21 @@ def decode(task_name: str, args: argparse.Namespace, n_envs: int = 16, steps: in
                 model.observe_action(cache, a)
         return a
 
+    def unfolded() -> torch.Tensor:
+        d = tf.d_model
+        with torch.inference_mode():
+            cache = model.start_episode(z)
+            for _ in range(steps):
+                x = decoding._linear(tf.state_embed, model.normalise_obs(obs))[:, None]
+                for block, cross in zip(tf.blocks, cache.cross, strict=True):
+                    qkv = block.attn.qkv
+                    v = F.linear(decoding._layer_norm(block.ln1, x), qkv.weight[2 * d:],
+                                 qkv.bias[2 * d:])
+                    x = decoding._block_rest(block, x + decoding._linear(block.attn.proj, v),
+                                             cross)
+                a = tf.head(x[:, -1])
+        return a
+
     def compiled() -> torch.Tensor:
         with torch.inference_mode():
             cache = model.start_episode(z)
@@ -119,10 +145,13 @@ def decode(task_name: str, args: argparse.Namespace, n_envs: int = 16, steps: in
         return
     print(f"decode, compiled: first episode {time.perf_counter() - t0:.1f} s; max |action gap| "
           f"{gap:.1e}")
-    med = alternate({"eager": eager, "compiled": compiled}, 2 * args.rounds)
-    e, c = med["eager"] / steps * 1e3, med["compiled"] / steps * 1e3
-    print(f"decode ms/step ({n_envs} envs): eager {e:.3f}, compiled {c:.3f}; eager/compiled "
-          f"{e / c:.2f}x")
+    print(f"decode, unfolded: max |action gap| {float((unfolded() - eager()).abs().max()):.1e}")
+    med, ratio = alternate({"eager": eager, "compiled": compiled, "unfolded": unfolded},
+                           2 * args.rounds)
+    e, c, u = (med[k] / steps * 1e3 for k in ("eager", "compiled", "unfolded"))
+    print(f"decode ms/step ({n_envs} envs): eager (folded) {e:.3f}, compiled {c:.3f}, unfolded "
+          f"{u:.3f}; medians over rounds: eager/compiled {ratio['compiled']:.2f}x, "
+          f"unfolded/folded {1 / ratio['unfolded']:.2f}x")
 
 
 def main() -> None:

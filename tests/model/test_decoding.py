@@ -154,3 +154,15 @@ def test_periodic_attention_bias_matches_a_fresh_build():
     tables = make_model().start_episode(torch.randn(1, 4, 32)).tables
     for step in range(4 * K):
         assert torch.equal(tables.bias(step), tables._build_bias(step)), step
+
+
+def test_folded_self_attention_is_the_value_then_output_projection():
+    from gac.model.decoding import fold_alone
+
+    attn = make_model(context_steps=1).transformer.blocks[0].attn
+    x = torch.randn(7, 1, 32)
+    d = 32
+    with torch.no_grad():
+        v = torch.nn.functional.linear(x, attn.qkv.weight[2 * d:], attn.qkv.bias[2 * d:])
+        assert torch.allclose(torch.nn.functional.linear(x, *fold_alone(attn)), attn.proj(v),
+                              atol=1e-6)
