@@ -15,6 +15,7 @@ reused), then each GAC variant fine-tunes a copy with `gac finetune`'s machinery
   auto     - exploration with the automatic delta-y rule (gac's default);
   no-expl  - exploitation plans only (LPT's online regime);
   once     - as auto, with collection and evaluation planning once per episode (no re-planning);
+  explore-plan - as auto, the exploring chains started at the mode's plans (5 Langevin steps);
   dy=X     - exploration with a fixed delta-y of X reward units (``--sweep``).
 GAC gets only each episode's return online, never a step reward; the online stages use the
 current preset's inference settings. Where the preset re-plans mid-episode, the auto run's
@@ -57,6 +58,8 @@ VARIANTS: dict[str, list[str]] = {
     "auto": [],
     "no-expl": ["online.exploration=false"],
     "once": ["inference.replan_every=0"],
+    # Exploration chains started at the evaluated policy's own plans, 5 Langevin steps toward y+.
+    "explore-plan": ["online.explore_from=plan", "online.explore_steps=5"],
 }
 
 
@@ -87,9 +90,10 @@ def inference_sets(task: str) -> list[str]:
     return [f"inference.{k}={v}" for k, v in asdict(preset(task).inference).items()]
 
 
-def finetune(ckpt: Path, run_dir: Path, sets: list[str], once: bool) -> dict[str, Any]:
-    """One GAC online run (resumed if its folder holds one); with ``once``, the offline and the
-    final models are also evaluated planning once per episode."""
+def finetune(ckpt: Path, run_dir: Path, sets: list[str], once: list[str] | None
+             ) -> dict[str, Any]:
+    """One GAC online run (resumed if its folder holds one); with ``once`` (inference
+    overrides), the offline and the final models are also evaluated planning once per episode."""
     online = make_online(ckpt, run_dir, sets, resume=True, progress=False)
     records = online.run(progress=False, log=lambda m: print("  " + m, flush=True))
     online.close()
@@ -101,7 +105,7 @@ def finetune(ckpt: Path, run_dir: Path, sets: list[str], once: bool) -> dict[str
         "wall_s": sum(r["wall_s"] for r in records), "records": records}
     if once:
         args = {"episodes": c.eval_episodes, "seeds": [0], "progress": False,
-                "inference_overrides": ["inference.replan_every=0"]}
+                "inference_overrides": [*once, "inference.replan_every=0"]}
         off = evaluate_checkpoint(ckpt, **args).summary()["score_mean"]
         fin = evaluate_checkpoint(run_dir / "checkpoint.pt", **args).summary()["score_mean"]
         row["once"] = {"offline": off, "final": fin, "curve": [(0, off), (row["env_steps"], fin)]}
@@ -249,7 +253,8 @@ def main() -> None:
             ckpt = ckpt or offline_checkpoint(path, seed, args.offline_steps,
                                               Path(args.offline_root))
             run_dir = out / f"{path.stem}-{method.replace(' ', '-')}-{env_steps}-s{seed}"
-            once = method == "gac auto" and replans
+            # The offline checkpoint's saved inference settings may be older than the preset's.
+            once = inference_sets(task.name) if method == "gac auto" and replans else None
             res = finetune(ckpt, run_dir, base + sets, once)
             extra = res.pop("once", None)
             record({**setting, "method": method, "seed": seed, **res})

@@ -144,6 +144,10 @@ class OnlineConfig:
     kappa_factor: float = 1.5  # automatic rule: kappa is multiplied or divided by this
     target_success: float = 0.2  # automatic rule: wanted share of episodes reaching y_ref
     explore_steps: int = 30  # Langevin steps of p(z0 | y+)
+    # Where those Langevin chains start. "prior": prior samples (the sampler of p(z0 | y+)).
+    # "plan": the plan the inference mode picks for the state, so exploration moves the plan the
+    # evaluated policy would play toward y+ (with few steps, a local perturbation of it).
+    explore_from: Literal["prior", "plan"] = "prior"
     updates_per_stage: int = 1000
     # Share of trained steps drawn from online episodes (None: in proportion to their steps,
     # i.e. no reweighting); like the offline/online mixing ratio of Cal-QL-style fine-tuning.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -225,3 +227,20 @@ def test_exploration_planner_asks_for_the_return_still_missing(tiny_maze_path, t
     planner(s0, gen, achieved=torch.tensor([10.0, 45.0, 3.0], dtype=torch.float64))
     assert seen[0] == 50.0
     torch.testing.assert_close(seen[1], torch.tensor([40.0, 5.0]))  # only the 2 explorers
+
+
+def test_exploration_can_start_from_the_modes_own_plans(tiny_maze_path, tmp_path):
+    from gac.inference import plan
+    from gac.inference.explore import exploration_planner
+
+    run = make_run(tiny_maze_path, tmp_path / "run", ["online.explore_from=plan",
+                                                      "online.explore_steps=0"])
+    model, icfg = run.trainer.model, run.trainer.cfg.inference
+    s0 = torch.as_tensor(run.trainer.store.observations[:3])
+    planner = exploration_planner(model, icfg, run.cfg, 50.0, 3, run.trainer.plan_bank)
+    # No Langevin step: the explorers' chains stay where they start, at the mode's plans.
+    mine = plan(model, s0, icfg, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(planner(s0, torch.Generator().manual_seed(1)), mine)
+    prior = exploration_planner(model, icfg, replace(run.cfg, explore_from="prior"), 50.0, 3,
+                                run.trainer.plan_bank)  # chains from prior samples
+    assert not torch.allclose(prior(s0, torch.Generator().manual_seed(1)), mine)

@@ -12,8 +12,9 @@ from gac.model import GACModel
 
 class ExplorationPlanner:
     """Plans for a batch of episodes: the first ``n_explore`` explore (z0 ~ p(z0 | y+), by
-    ``cfg.explore_steps`` Langevin steps of ``icfg.langevin_step_size``), the rest follow
-    ``icfg.mode``. A module-level class so that every collector builds the very same planner.
+    ``cfg.explore_steps`` Langevin steps of ``icfg.langevin_step_size``, from prior samples or,
+    with ``cfg.explore_from="plan"``, from the mode's own plans), the rest follow ``icfg.mode``.
+    A module-level class so that every collector builds the very same planner.
 
     At a mid-episode re-plan (``inference.replan_every``) the rollout passes ``achieved``, the
     return each episode has collected so far: an exploring episode then asks for the return
@@ -33,8 +34,9 @@ class ExplorationPlanner:
         k = min(self.n_explore, len(s0))
         if self.cfg.exploration and k:
             target = self.y_plus if achieved is None else self.y_plus - achieved[:k].to(s0)
+            start = z0[:k].clone() if self.cfg.explore_from == "plan" else None
             z0[:k] = sample_conditioned(self.model, s0[:k], target, self.cfg.explore_steps,
-                                        self.icfg.langevin_step_size, gen)
+                                        self.icfg.langevin_step_size, gen, z0=start)
         return z0
 
 
