@@ -37,6 +37,7 @@ peer's, re-planning >= planning once; locomotion: GAC's gain > 0 beyond the spre
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -219,6 +220,10 @@ def main() -> None:
                "gac_set": args.gac_set}
     peer_setting = {**setting, "peer_offline_steps": args.peer_offline_steps,
                     "peer_hidden": args.peer_hidden}
+    # GAC rows hold the inference settings they ran with: a changed preset runs them again.
+    plans = inference_sets(task.name)
+    setting["inference"] = plans
+    plans_id = hashlib.sha1(json.dumps(plans).encode()).hexdigest()[:8]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "results.jsonl"
@@ -252,7 +257,7 @@ def main() -> None:
                 continue
             ckpt = ckpt or offline_checkpoint(path, seed, args.offline_steps,
                                               Path(args.offline_root))
-            run_dir = out / f"{path.stem}-{method.replace(' ', '-')}-{env_steps}-s{seed}"
+            run_dir = out / f"{path.stem}-{method.replace(' ', '-')}-{env_steps}-{plans_id}-s{seed}"
             # The offline checkpoint's saved inference settings may be older than the preset's.
             once = inference_sets(task.name) if method == "gac auto" and replans else None
             res = finetune(ckpt, run_dir, base + sets, once)
