@@ -115,9 +115,9 @@ def test_collection_plays_the_plans_it_asks_for(tiny_maze_path, tmp_path, monkey
     conditioned, planned = [], []
     real_conditioned, real_planner = explore.sample_conditioned, collectors.exploration_planner
 
-    def spy_conditioned(model, s0, y_plus, *args):
+    def spy_conditioned(model, s0, y_plus, *args, **kwargs):
         conditioned.append((len(s0), y_plus))
-        return real_conditioned(model, s0, y_plus, *args)
+        return real_conditioned(model, s0, y_plus, *args, **kwargs)
 
     def spy_planner(*args, **kwargs):
         inner = real_planner(*args, **kwargs)
@@ -194,9 +194,9 @@ def test_collection_replans_exploring_episodes_toward_the_missing_return(tiny_ma
     run.played = [10.0, 20.0]
     targets, real = [], explore.sample_conditioned
 
-    def spy(model, s0, y, *args):
+    def spy(model, s0, y, *args, **kwargs):
         targets.append(torch.as_tensor(y, dtype=torch.float32).reshape(-1).clone())
-        return real(model, s0, y, *args)
+        return real(model, s0, y, *args, **kwargs)
 
     monkeypatch.setattr(explore, "sample_conditioned", spy)
     episodes = run.collect_group()
@@ -214,9 +214,9 @@ def test_exploration_planner_asks_for_the_return_still_missing(tiny_maze_path, t
     run = make_run(tiny_maze_path, tmp_path / "run")
     seen, real = [], explore.sample_conditioned
 
-    def spy(model, s0, y, *args):
+    def spy(model, s0, y, *args, **kwargs):
         seen.append(y)
-        return real(model, s0, y, *args)
+        return real(model, s0, y, *args, **kwargs)
 
     monkeypatch.setattr(explore, "sample_conditioned", spy)
     planner = explore.exploration_planner(run.trainer.model, run.trainer.cfg.inference, run.cfg,
