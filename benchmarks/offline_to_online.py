@@ -16,6 +16,7 @@ reused), then each GAC variant fine-tunes a copy with `gac finetune`'s machinery
   no-expl  - exploitation plans only (LPT's online regime);
   once     - as auto, with collection and evaluation planning once per episode (no re-planning);
   explore-plan - as auto, the exploring chains started at the mode's plans (5 Langevin steps);
+  data-ref - as auto, y_ref and delta-y from the offline trajectories in stage 1 (the old rule);
   dy=X     - exploration with a fixed delta-y of X reward units (``--sweep``).
 GAC gets only each episode's return online, never a step reward; the online stages use the
 current preset's inference settings. Where the preset re-plans mid-episode, the auto run's
@@ -61,6 +62,8 @@ VARIANTS: dict[str, list[str]] = {
     "once": ["inference.replan_every=0"],
     # Exploration chains started at the evaluated policy's own plans, 5 Langevin steps toward y+.
     "explore-plan": ["online.explore_from=plan", "online.explore_steps=5"],
+    # y_ref by the earlier rule: from the offline trajectories until episodes are collected.
+    "data-ref": ["online.ref_pool=data"],
 }
 
 
@@ -107,7 +110,13 @@ def finetune(ckpt: Path, run_dir: Path, sets: list[str], once: list[str] | None
     if once:
         args = {"episodes": c.eval_episodes, "seeds": [0], "progress": False,
                 "inference_overrides": [*once, "inference.replan_every=0"]}
-        off = evaluate_checkpoint(ckpt, **args).summary()["score_mean"]
+        # The offline model through an online run's trainer: its plan bank takes the segments'
+        # first observations from the data (older offline checkpoints do not store them).
+        probe = make_online(ckpt, run_dir.with_name(run_dir.name + "-once0"),
+                            [*sets, *once, "inference.replan_every=0"], resume=True,
+                            progress=False)
+        off = probe.evaluate()["score"]
+        probe.close()
         fin = evaluate_checkpoint(run_dir / "checkpoint.pt", **args).summary()["score_mean"]
         row["once"] = {"offline": off, "final": fin, "curve": [(0, off), (row["env_steps"], fin)]}
     return row
@@ -259,7 +268,9 @@ def main() -> None:
                                               Path(args.offline_root))
             run_dir = out / f"{path.stem}-{method.replace(' ', '-')}-{env_steps}-{plans_id}-s{seed}"
             # The offline checkpoint's saved inference settings may be older than the preset's.
-            once = inference_sets(task.name) if method == "gac auto" and replans else None
+            once = ([*inference_sets(task.name),
+                     *(x for x in args.gac_set if x.startswith("inference."))]
+                    if method == "gac auto" and replans else None)
             res = finetune(ckpt, run_dir, base + sets, once)
             extra = res.pop("once", None)
             record({**setting, "method": method, "seed": seed, **res})
