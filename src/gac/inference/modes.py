@@ -123,7 +123,8 @@ def modes_help() -> str:
 def _checked_bank(model: GACModel, bank: PlanBank | None) -> PlanBank:
     """The bank, after checking that there is one and that its plans fit the model."""
     if bank is None:
-        raise ValueError("elite plans need the training episodes' plans: load the policy with "
+        raise ValueError("the elite, refine, select and local modes need the training "
+                         "episodes' plans: load the policy with "
                          "gac.runs.load_policy from a checkpoint that stores them (older "
                          "checkpoints do not: retrain), or use a Trainer's plan_bank")
     if bank.z0.shape[1:] != model.latent_shape:
@@ -292,7 +293,7 @@ def plan(
     ``target_return`` (raw units) overrides ``cfg.target_return`` in guided mode.
     ``extra_starts`` (M, n_latent, d), exploit and refine modes: starts tried for every state on
     top of the mode's own (e.g. posterior chains of the best trajectories); in refine, each is
-    the centre of its own trust region. ``bank``: the training episodes' plans (elite, refine).
+    the centre of its own trust region. ``bank``: the training episodes' plans (elite, refine, select, local).
     """
     return get_mode(cfg.mode).fn(model, s0, cfg, generator, bank=bank,
                                  target_return=target_return, extra_starts=extra_starts)

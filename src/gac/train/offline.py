@@ -99,8 +99,8 @@ class Trainer:
 
     @property
     def plan_bank(self) -> PlanBank:
-        """The training episodes' plans (the chains, by reference) and returns: what the elite
-        and refine modes draw from."""
+        """The training episodes' plans (the chains, by reference), returns and first
+        observations: what the elite, refine, select and local modes choose from."""
         return PlanBank(self.chains.z, self.store.returns, self.first_observations())
 
     def first_observations(self) -> np.ndarray:
