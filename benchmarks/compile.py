@@ -119,7 +119,7 @@ def decode(task_name: str, args: argparse.Namespace, n_envs: int = 16, steps: in
         with torch.inference_mode():
             cache = model.start_episode(z)
             for _ in range(steps):
-                x = decoding._linear(tf.state_embed, model.normalise_obs(obs))[:, None]
+                x = tf.embed_state(model.normalise_obs(obs))[:, None]
                 for block, cross in zip(tf.blocks, cache.cross, strict=True):
                     qkv = block.attn.qkv
                     v = F.linear(decoding._layer_norm(block.ln1, x), qkv.weight[2 * d:],
@@ -133,7 +133,7 @@ def decode(task_name: str, args: argparse.Namespace, n_envs: int = 16, steps: in
         with torch.inference_mode():
             cache = model.start_episode(z)
             for _ in range(steps):
-                a = layers(decoding._linear(tf.state_embed, model.normalise_obs(obs))[:, None],
+                a = layers(tf.embed_state(model.normalise_obs(obs))[:, None],
                            cache)
         return a
 

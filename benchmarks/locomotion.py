@@ -15,6 +15,9 @@ normalised with the dataset's stored references (R_random, R_expert). Needs the 
   training episodes (`gac eval --mode elite`): no retraining, only another evaluation.
 - GAC-REFINE: the same trained GAC, with the elite draw moved uphill on the predicted return
   inside a trust region around it (`gac eval --mode refine`).
+- GAC-MLP and GAC-SHARED (not in the default run): GAC trained with the MLP prior instead of the
+  UNet (`--set model.prior=mlp`), or with the chains' last move taken from the parameters' pass
+  (`--set train.chain_grad=shared`): the speed options, scored on the same files.
 - DT: d3rlpy's reproduction settings (reproductions/offline/decision_transformer.py: width 128,
   3 layers, context 20, batch 64, lr 1e-4, AdamW wd 1e-4, grad clip 0.25, standardised
   observations, rewards x 0.001), except that the warm-up is a tenth of the budget (the
@@ -55,10 +58,15 @@ from gac.tasks.gym_adapter import make_gym_env
 
 DATASETS = ("hopper-medium", "hopper-medium-replay", "walker2d-medium", "walker2d-medium-replay",
             "halfcheetah-medium", "halfcheetah-medium-replay")
-ALGOS = ("gac", "gac-elite", "gac-refine", "dt", "iql", "bc")
+ALGOS = ("gac", "gac-elite", "gac-refine", "gac-mlp", "gac-shared", "dt", "iql", "bc")
 # GAC columns: one trained run per dataset and seed, evaluated with each plan mode (None: the
 # preset's).
-GAC_MODES: dict[str, str | None] = {"gac": None, "gac-elite": "elite", "gac-refine": "refine"}
+GAC_MODES: dict[str, str | None] = {"gac": None, "gac-elite": "elite", "gac-refine": "refine",
+                                     "gac-mlp": None, "gac-shared": None}
+# Columns that train their own GAC (issue 18's speed options, scored on quality): the MLP prior
+# instead of the UNet, and the chains' last move sharing the parameters' pass.
+GAC_TRAIN_SETS: dict[str, list[str]] = {"gac-mlp": ["model.prior=mlp"],
+                                        "gac-shared": ["train.chain_grad=shared"]}
 
 
 def peer_config(algo: str, steps: int) -> Any:
@@ -164,7 +172,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7")
     parser.add_argument("--steps", type=int, default=1000, help="gradient steps for every method")
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--algos", default=",".join(ALGOS))
+    parser.add_argument("--algos", default="gac,gac-elite,gac-refine,dt,iql,bc",
+                        help=f"comma-separated, of: {', '.join(ALGOS)}")
     parser.add_argument("--out", default="runs/bench-locomotion")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true",
@@ -190,7 +199,8 @@ def main() -> None:
                     continue
                 t0 = time.time()
                 if algo in GAC_MODES:  # gac-*: the same trained run, evaluated with other plans
-                    out = run_gac(dataset, seed, args.steps, args.episodes, root, mode=GAC_MODES[algo])
+                    out = run_gac(dataset, seed, args.steps, args.episodes, root,
+                                  overrides=GAC_TRAIN_SETS.get(algo), mode=GAC_MODES[algo])
                 else:
                     out = run_peer(algo, dataset, seed, args.steps, args.episodes)
                 row = {"algo": algo, "dataset": dataset, "seed": seed, "steps": args.steps,
@@ -222,7 +232,7 @@ def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return r.get("data_seed", 0) == r["seed"]
         key = (r["algo"], r["dataset"], r["steps"])
         if key not in versions:
-            sets = [f"train.steps={r['steps']}"]
+            sets = [f"train.steps={r['steps']}", *GAC_TRAIN_SETS.get(r["algo"], [])]
             versions[key] = (gac_version(r["dataset"], sets),
                              inference_version(r["dataset"], sets, GAC_MODES[r["algo"]]))
         return (r.get("version"), r.get("inference")) == versions[key]

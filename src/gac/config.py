@@ -35,6 +35,13 @@ class ModelConfig:
     max_timestep: int = 1000  # timestep embedding table size (timesteps are clamped)
     timestep_embedding: bool = True
     condition_on_actions: bool = True  # False: past actions are not inputs (see GACModel)
+    # How a state becomes a token. "linear": one linear layer (DT's and LPT's embedding);
+    # "mlp": Linear-GELU-Linear with `state_hidden` units. A low-dimensional state through a
+    # linear embedding and pre-LayerNorm blocks fits a maze controller's actions poorly: on
+    # maze2d-medium a plan-free decoder reached an action NLL of 0.79 in 2,000 updates with
+    # "linear" and 0.46 with "mlp" (docs/design-notes.md).
+    state_encoder: Literal["linear", "mlp"] = "linear"
+    state_hidden: int = 256
     dropout: float = 0.0  # residual/embedding dropout; attention dropout is never used
     prior: Literal["unet", "mlp", "identity"] = "unet"  # z = U(z0)
     unet_dim: int = 16

@@ -108,6 +108,13 @@ def test_cached_matches_uncached_for_band_widths(context_steps):
     assert rollout_gap(model, 4 * context_steps + 3, batch=1) < 1e-5
 
 
+@pytest.mark.parametrize("context_steps", [1, K])
+def test_cached_matches_uncached_with_an_mlp_state_encoder(context_steps):
+    model = make_model("mlp", state_encoder="mlp", state_hidden=16, context_steps=context_steps)
+    assert isinstance(model.transformer.state_embed, torch.nn.Sequential)
+    assert rollout_gap(model, 3 * context_steps + 2) < 1e-5
+
+
 def test_cached_decoding_is_exact_up_to_rounding_in_float64():
     """Float64 leaves no room for a mask or position off by one to hide in the tolerance."""
     model = make_model("identity").double()

@@ -286,7 +286,7 @@ def decode_state(tf: TrajectoryTransformer, cache: DecodeCache, obs: Tensor,
     if cache.awaiting_action:
         raise RuntimeError("act() called twice in a row: call observe_action() in between")
     step_embedding = tf.step_embedding(timesteps)
-    token = _linear(tf.state_embed, obs)
+    token = tf.embed_state(obs)
     if step_embedding is not None:
         token = token + step_embedding
     if cache.pending_action is None:  # the first step (or a one-step context): no action

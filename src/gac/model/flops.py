@@ -48,7 +48,9 @@ def transformer_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
     d, n_lat = cfg.d_model, cfg.n_latent
     c = mean_attended_keys(2 * seq_len, cfg.context_steps)
     per_layer = 2 * 4 * d * d + 4 * d * c + 2 * 2 * d * d + 4 * d * n_lat + 2 * 8 * d * d
-    embed = d * (cfg.obs_dim + cfg.act_dim)  # mean of 2*obs_dim*d and 2*act_dim*d
+    state = (cfg.obs_dim * d if cfg.state_encoder == "linear"
+             else cfg.state_hidden * (cfg.obs_dim + d))  # 2 x the MACs on half of the tokens
+    embed = state + d * cfg.act_dim  # mean of the state and action tokens' 2 x MACs
     head = d * cfg.act_dim  # 2*d*act_dim on half of the tokens
     return cfg.n_layers * per_layer + embed + head
 

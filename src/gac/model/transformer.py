@@ -86,6 +86,13 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
 
+    def embed_state(self, obs: Tensor) -> Tensor:
+        """Normalised observations (..., obs_dim) -> state tokens (..., d)."""
+        e = self.state_embed
+        if isinstance(e, nn.Linear):  # the functional form: decoding calls this every step
+            return F.linear(obs, e.weight, e.bias)
+        return e(obs)
+
     def latent_kv(self, z: Tensor) -> tuple[Tensor, Tensor]:
         b, n, d = z.shape
         k, v = self.kv(self.ln_z(z)).view(b, n, 2, self.n_heads, d // self.n_heads).permute(
@@ -132,7 +139,10 @@ class TrajectoryTransformer(nn.Module):
         self.d_model, self.n_heads, self.head_dim = d, h, d // h
         self.context_steps = cfg.context_steps
         self.max_timestep = cfg.max_timestep
-        self.state_embed = nn.Linear(cfg.obs_dim, d)
+        self.state_embed: nn.Module = (
+            nn.Linear(cfg.obs_dim, d) if cfg.state_encoder == "linear" else
+            nn.Sequential(nn.Linear(cfg.obs_dim, cfg.state_hidden), nn.GELU(),
+                          nn.Linear(cfg.state_hidden, d)))
         self.action_embed = nn.Linear(cfg.act_dim, d)
         self.time_embed = nn.Embedding(cfg.max_timestep, d) if cfg.timestep_embedding else None
         self.drop = nn.Dropout(cfg.dropout)
@@ -141,6 +151,10 @@ class TrajectoryTransformer(nn.Module):
         self.action_head = nn.Linear(d, cfg.act_dim)
         self._tables: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}  # (T, device, dtype) -> mask, cos, sin
         self.apply(self._init_weights)
+        if cfg.state_encoder == "mlp":  # PyTorch's default init: at std 0.02 the few input
+            for layer in self.state_embed.modules():  # features start as near-zero features
+                if isinstance(layer, nn.Linear):
+                    layer.reset_parameters()
         for block in self.blocks:  # GPT-2: shrink residual projections with depth
             for proj in (block.attn.proj, block.cross.proj, block.mlp[-1]):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * len(self.blocks)))
@@ -162,6 +176,13 @@ class TrajectoryTransformer(nn.Module):
             return self.time_embed.weight[min(max(timesteps, 0), self.max_timestep - 1)]
         return self.time_embed(timesteps.long().clamp(0, self.max_timestep - 1))
 
+    def embed_state(self, obs: Tensor) -> Tensor:
+        """Normalised observations (..., obs_dim) -> state tokens (..., d)."""
+        e = self.state_embed
+        if isinstance(e, nn.Linear):  # the functional form: decoding calls this every step
+            return F.linear(obs, e.weight, e.bias)
+        return e(obs)
+
     def latent_kv(self, z: Tensor) -> list[tuple[Tensor, Tensor]]:
         return [block.cross.latent_kv(z) for block in self.blocks]
 
@@ -181,7 +202,7 @@ class TrajectoryTransformer(nn.Module):
         """obs (B, L, obs_dim) normalised, actions (B, L, act_dim), timesteps (B, L), z (B, N, d)
         -> action means (B, L, act_dim), index t read from the state token of step t."""
         b, length, _ = obs.shape
-        s_tok, a_tok = self.state_embed(obs), self.action_embed(actions.to(obs.dtype))
+        s_tok, a_tok = self.embed_state(obs), self.action_embed(actions.to(obs.dtype))
         t_emb = self.step_embedding(timesteps)
         if t_emb is not None:
             s_tok, a_tok = s_tok + t_emb, a_tok + t_emb
