@@ -38,10 +38,8 @@ Targets (issue 5): GAC >= DT on every dataset, GAC >= IQL on average.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +47,7 @@ import numpy as np
 import torch
 from peers_d3rlpy import d3rlpy, fit, play  # quiets d3rlpy's import notice and logs
 
-from gac.config import apply_overrides, preset
+from gac.config import apply_overrides, fingerprint, preset
 from gac.data.datasets import resolve_dataset
 from gac.data.store import TrajectoryStore
 from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
@@ -125,16 +123,11 @@ def run_peer(algo: str, dataset: str, seed: int, steps: int, episodes: int) -> d
             "score": float(normalized_score(float(np.mean(returns)), *ref))}
 
 
-def fingerprint(sections: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(sections, sort_keys=True).encode()).hexdigest()[:8]
-
-
 def gac_version(dataset: str, overrides: list[str] | None = None) -> str:
     """A fingerprint of the GAC training config (model and train sections) a run would use; it
     names the run's folder. Results of an older preset are kept in the log but neither reused
     nor tabulated. Inference settings do not retrain: see ``inference_version``."""
-    cfg = apply_overrides(preset(dataset), list(overrides or []))
-    return fingerprint({"model": asdict(cfg.model), "train": asdict(cfg.train)})
+    return fingerprint(apply_overrides(preset(dataset), list(overrides or [])), ("model", "train"))
 
 
 def inference_version(dataset: str, overrides: list[str] | None = None, mode: str | None = None
@@ -142,7 +135,7 @@ def inference_version(dataset: str, overrides: list[str] | None = None, mode: st
     """A fingerprint of the inference config that evaluates a GAC run (``mode``: None keeps the
     preset's)."""
     sets = [*(overrides or []), *([f"inference.mode={mode}"] if mode else [])]
-    return fingerprint({"inference": asdict(apply_overrides(preset(dataset), sets).inference)})
+    return fingerprint(apply_overrides(preset(dataset), sets), ("inference",))
 
 
 def run_gac(dataset: str, seed: int, steps: int, episodes: int, root: Path,

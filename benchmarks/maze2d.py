@@ -34,10 +34,8 @@ Rows go to ``OUT/results.jsonl`` and are reused when rerun with the same setting
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +44,7 @@ import torch
 from locomotion import fit_and_play, peer_config  # also quiets d3rlpy's import notice and logs
 from peers_d3rlpy import d3rlpy
 
-from gac.config import apply_overrides, preset
+from gac.config import apply_overrides, fingerprint, preset
 from gac.data.datasets import make_dataset
 from gac.data.hdf5 import load_hdf5
 from gac.paths import cache_dir
@@ -101,7 +99,8 @@ def run_gac(path: Path, seed: int, steps: int, episodes: int, root: Path, sets: 
             modes: list[str]) -> dict[str, dict[str, Any]]:
     """Train GAC once (resumed or reused if its run folder exists), evaluate every mode."""
     sets = [f"train.steps={steps}", *sets]
-    run_dir = root / f"gac-{path.stem}-{steps}-{gac_version(path, sets)}"
+    task = load_hdf5(path).metadata["task"]
+    run_dir = root / f"gac-{path.stem}-{steps}-{gac_version(task, sets)}"
     trainer = make_trainer(str(path), run_dir, seed=seed, overrides=sets, resume=True,
                            progress=False)
     t0 = time.time()
@@ -118,7 +117,9 @@ def run_gac(path: Path, seed: int, steps: int, episodes: int, root: Path, sets: 
                                   inference_overrides=mode_overrides(mode, trainer.cfg.task),
                                   progress=False)
         out[mode] = {"returns": res.returns[0].tolist(), "train_s": train_s,
-                     "predicted": float(res.predicted.mean())}
+                     "predicted": float(res.predicted.mean()),
+                     "version": gac_version(task, sets), "inference": inference_version(
+                         task, sets, mode)}
     return out
 
 
@@ -127,11 +128,16 @@ def mode_overrides(mode: str, task: str) -> list[str]:
     return [s.replace("{h6}", h6) for s in GAC_MODES[mode]]
 
 
-def gac_version(path: Path, sets: list[str]) -> str:
-    task = load_hdf5(path).metadata["task"]
-    cfg = apply_overrides(preset(task), list(sets))
-    blob = {k: asdict(getattr(cfg, k)) for k in ("data", "model", "train")}  # not inference
-    return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:8]
+def gac_version(task: str, sets: list[str]) -> str:
+    """The fingerprint of GAC's training config (data, model, train) with ``sets``: it names the
+    run folder, and a logged GAC row counts only while it matches the current preset's."""
+    return fingerprint(apply_overrides(preset(task), list(sets)))
+
+
+def inference_version(task: str, sets: list[str], mode: str) -> str:
+    """The fingerprint of the inference config that evaluated a GAC column."""
+    cfg = apply_overrides(preset(task), [*sets, *mode_overrides(mode, task)])
+    return fingerprint(cfg, ("inference",))
 
 
 def scores(row: dict[str, Any]) -> tuple[float, float]:
@@ -195,7 +201,17 @@ def main() -> None:
     def key(r: dict[str, Any]) -> tuple:
         return r["algo"], r["task"], r["seed"], tuple(r.get("gac_set", [])) if r["algo"] in GAC_MODES else ()
 
-    current = {key(r): r for r in rows if all(r.get(k) == v for k, v in setting.items())}
+    def reproducible(r: dict[str, Any]) -> bool:
+        """Peers: the same budget. GAC: also today's training and inference configs."""
+        if not all(r.get(k) == v for k, v in setting.items()):
+            return False
+        if r["algo"] not in GAC_MODES:
+            return True
+        sets = [f"train.steps={r['steps']}", *r.get("gac_set", [])]
+        return (r.get("version"), r.get("inference")) == (
+            gac_version(r["task"], sets), inference_version(r["task"], sets, r["algo"]))
+
+    current = {key(r): r for r in rows if reproducible(r)}
     for seed in [] if args.report else seeds:
         for task in tasks:
             path = dataset_file(task, seed, args.data_steps)

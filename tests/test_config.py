@@ -9,7 +9,15 @@ import typing
 
 import pytest
 
-from gac.config import _AT_LEAST, SECTIONS, InferenceConfig, RunConfig, apply_overrides, preset
+from gac.config import (
+    _AT_LEAST,
+    SECTIONS,
+    InferenceConfig,
+    ModelConfig,
+    RunConfig,
+    apply_overrides,
+    preset,
+)
 from gac.inference import MODES
 from gac.sweep.spec import SpecError, parse_spec
 
@@ -110,3 +118,21 @@ def test_the_sweep_spec_takes_its_modes_from_the_registry():
         parse_spec({**base, "set": ["inference.mode=exploitt"]})
     with pytest.raises(SpecError, match="train.steps=0: must be at least 1"):
         parse_spec({**base, "set": ["train.steps=0"]})
+
+
+def test_fingerprint_covers_changed_fields_of_its_sections_only():
+    from gac.config import fingerprint
+
+    def umaze(*sets: str) -> RunConfig:
+        return apply_overrides(preset("maze2d-umaze"), list(sets))
+
+    assert fingerprint(umaze()) == fingerprint(umaze())
+    assert fingerprint(umaze()) != fingerprint(umaze("train.lr=0.002"))
+    # Inference settings do not name a trained run; they have their own fingerprint.
+    assert fingerprint(umaze("inference.replan_every=7")) == fingerprint(umaze())
+    assert fingerprint(umaze("inference.replan_every=7"), ("inference",)) != \
+        fingerprint(umaze(), ("inference",))
+    # A field at its default does not enter: a field added later with a default that keeps the
+    # earlier behaviour leaves the fingerprints of earlier runs as they were.
+    hidden = ModelConfig().state_hidden
+    assert fingerprint(umaze(f"model.state_hidden={hidden}")) == fingerprint(umaze())

@@ -5,6 +5,8 @@ Defaults live in the dataclasses; tuned values live in ``PRESETS``; the CLI over
 
 from __future__ import annotations
 
+import hashlib
+import json
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
@@ -345,6 +347,15 @@ def differences(a: RunConfig, b: RunConfig) -> dict[str, tuple[Any, Any]]:
     return out
 
 
+def fingerprint(cfg: RunConfig, sections: tuple[str, ...] = ("data", "model", "train")) -> str:
+    """A short hash of the fields of ``sections`` that differ from the defaults (benchmark run
+    folders and logged rows carry it). A field added later, whose default keeps the earlier
+    behaviour, leaves every fingerprint as it was."""
+    diff = {k: b for k, (_, b) in differences(RunConfig(), cfg).items()
+            if k.split(".")[0] in sections}
+    return hashlib.sha1(json.dumps(diff, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def _parse(raw: str, current: Any, item: str) -> Any:
     if raw.lower() in ("none", "null"):
         return None
@@ -402,7 +413,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # all four entries (normalised) instead of the position: 22.7 (docs/design-notes.md).
     **{f"maze2d-{name}": {
         "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": horizon,
-                  "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True},
+                  "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True,
+                  "state_encoder": "mlp"},
         "train": {"steps": steps, "batch_size": batch, "window": 8, "lr": 1e-3,
                   "posterior_temperature": 1.0, "langevin_noise": 0.0},
         "inference": {"mode": "local", "local_share": 0.1, "local_dims": 2, "replan_every": 5},
