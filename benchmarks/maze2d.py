@@ -95,12 +95,13 @@ def run_peer(algo: str, path: Path, seed: int, steps: int, episodes: int) -> dic
     return {"returns": [float(r) for r in returns], "train_s": train_s}
 
 
-def run_gac(path: Path, seed: int, steps: int, episodes: int, root: Path, sets: list[str],
-            modes: list[str]) -> dict[str, dict[str, Any]]:
-    """Train GAC once (resumed or reused if its run folder exists), evaluate every mode."""
-    sets = [f"train.steps={steps}", *sets]
-    task = load_hdf5(path).metadata["task"]
-    run_dir = root / f"gac-{path.stem}-{steps}-{gac_version(task, sets)}"
+def run_gac(path: Path, task: str, seed: int, steps: int, episodes: int, root: Path,
+            sets: list[str], modes: list[str]) -> dict[str, dict[str, Any]]:
+    """Train GAC once on ``path``, a ``task`` file (resumed or reused if its run folder
+    exists), evaluate every mode."""
+    sets = gac_sets(steps, sets)
+    version = gac_version(task, sets)
+    run_dir = root / f"gac-{path.stem}-{steps}-{version}"
     trainer = make_trainer(str(path), run_dir, seed=seed, overrides=sets, resume=True,
                            progress=False)
     t0 = time.time()
@@ -114,18 +115,22 @@ def run_gac(path: Path, seed: int, steps: int, episodes: int, root: Path, sets: 
     out = {}
     for mode in modes:
         res = evaluate_checkpoint(run_dir / "checkpoint.pt", episodes, [seed],
-                                  inference_overrides=mode_overrides(mode, trainer.cfg.task),
+                                  inference_overrides=mode_overrides(mode, task),
                                   progress=False)
         out[mode] = {"returns": res.returns[0].tolist(), "train_s": train_s,
                      "predicted": float(res.predicted.mean()),
-                     "version": gac_version(task, sets), "inference": inference_version(
-                         task, sets, mode)}
+                     "version": version, "inference": inference_version(task, sets, mode)}
     return out
 
 
 def mode_overrides(mode: str, task: str) -> list[str]:
     h6 = str(get_task(task).horizon // 6)
     return [s.replace("{h6}", h6) for s in GAC_MODES[mode]]
+
+
+def gac_sets(steps: int, gac_set: list[str]) -> list[str]:
+    """The overrides a GAC run of ``steps`` updates trains with: the budget, then --gac-set."""
+    return [f"train.steps={steps}", *gac_set]
 
 
 def gac_version(task: str, sets: list[str]) -> str:
@@ -207,7 +212,7 @@ def main() -> None:
             return False
         if r["algo"] not in GAC_MODES:
             return True
-        sets = [f"train.steps={r['steps']}", *r.get("gac_set", [])]
+        sets = gac_sets(r["steps"], r.get("gac_set", []))
         return (r.get("version"), r.get("inference")) == (
             gac_version(r["task"], sets), inference_version(r["task"], sets, r["algo"]))
 
@@ -231,7 +236,8 @@ def main() -> None:
 
             if gac_todo:
                 t0 = time.time()
-                outs = run_gac(path, seed, args.steps, args.episodes, root, args.gac_set, gac_todo)
+                outs = run_gac(path, task, seed, args.steps, args.episodes, root, args.gac_set,
+                               gac_todo)
                 for a in gac_todo:
                     record(a, {**outs[a], "gac_set": args.gac_set, "wall_s": time.time() - t0})
             for algo in algos:
