@@ -90,7 +90,7 @@ class CollectorActor:
              y_plus: float, seed: int, shard: Shard) -> dict[str, Any]:
         size = shard[1]
         self.model.load_state_dict(policy["weights"])
-        bank = PlanBank(*policy["plan_bank"])  # elite, select and local plans come from it
+        bank = PlanBank(*policy["plan_bank"])  # what the bank modes choose from
         if len(self.envs) < size:  # environments are made once and reused, as locally
             self.envs += make_envs(self.task.make_env, size - len(self.envs))
         return play_shard(self.model, self.envs, self.task.horizon, bank, icfg, ocfg, y_plus,
@@ -201,7 +201,7 @@ class RayCollector:
                              "(identical episodes need the same device as local collection)")
         self._start()
         policy = ray.put({"weights": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                          "plan_bank": (bank.z0.detach().cpu(), bank.returns, bank.starts)})
+                          "plan_bank": bank.arrays()})
         refs = [self.actors[i % len(self.actors)].play.remote(policy, icfg, ocfg, y_plus, seed,
                                                                shard)
                 for i, shard in enumerate(shards)]

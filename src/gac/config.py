@@ -90,6 +90,11 @@ class InferenceConfig:
     # 1,400 plans at 100k steps, 1,280 of 14,000 at 1M; docs/design-notes.md).
     local_share: float = 0.1
     local_dims: int = 0
+    # stitch: segment i leads to segment j where j's first observation lies within
+    # `stitch_radius` of i's last (in local_dims' metric); values are discounted by
+    # stitch_gamma per step of a segment.
+    stitch_gamma: float = 0.99
+    stitch_radius: float = 0.5
     # Re-plan every this many steps (0: once per episode): a new plan from the current state as
     # s0, by the same mode; the decoder's history is replayed under the new plan.
     replan_every: int = 0
@@ -332,6 +337,12 @@ def check_config(cfg: RunConfig) -> None:
         raise ValueError(f"online.explore_share={o.explore_share!r}: must be in [0, 1]")
     if not 0 < cfg.inference.local_share <= 1:
         raise ValueError(f"inference.local_share={cfg.inference.local_share!r}: must be in (0, 1]")
+    if not 0 < cfg.inference.stitch_gamma < 1:
+        raise ValueError(f"inference.stitch_gamma={cfg.inference.stitch_gamma!r}: must be in "
+                         f"(0, 1) (a discount below 1 makes the stitched values finite)")
+    if not cfg.inference.stitch_radius > 0:
+        raise ValueError(f"inference.stitch_radius={cfg.inference.stitch_radius!r}: must be "
+                         f"positive")
 
 
 def differences(a: RunConfig, b: RunConfig) -> dict[str, tuple[Any, Any]]:

@@ -104,7 +104,8 @@ def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cp
         bank = None
         if "episode_returns" in state:  # older checkpoints lack them (no elite inference)
             bank = PlanBank(state["chains"]["z"], state["episode_returns"],
-                            state.get("episode_first_obs"))  # None: written before they were
+                            state.get("episode_first_obs"), state.get("episode_last_obs"),
+                            state.get("episode_lengths"))  # None: written before they were
     except CheckpointError:
         raise
     except RuntimeError as exc:

@@ -180,7 +180,8 @@ def test_unknown_mode_is_named_with_the_known_ones(model, s0):
 
 
 def test_every_registered_mode_plans_one_plan_per_state(model, s0):
-    bank = PlanBank(torch.randn(10, 4, 32), torch.arange(10.0).numpy(), torch.randn(10, 5))
+    bank = PlanBank(torch.randn(10, 4, 32), torch.arange(10.0).numpy(), torch.randn(10, 5),
+                    torch.randn(10, 5), torch.arange(1, 11).numpy())
     for name, mode in MODES.items():
         cfg = InferenceConfig(mode=name, n_starts=2, ascent_steps=2, langevin_steps=2,
                               target_return=1.0)
@@ -240,3 +241,50 @@ def test_local_needs_first_observations(model, s0):
              bank=PlanBank(z, torch.zeros(5).numpy(), torch.zeros(5, 5)))
     with pytest.raises(ValueError, match="first observations of shape"):
         PlanBank(z, torch.zeros(5).numpy(), torch.zeros(4, 5))
+
+
+def _chain_bank(gamma_len: int = 10):
+    """Segments A -> B -> C -> A on a loop (ends within 0.5 of the next start) and D, a dead
+    end; only B earns a return. Observations: 5 entries, the position in the first two."""
+    z = torch.randn(4, 4, 32, generator=torch.Generator().manual_seed(5))
+    starts = torch.zeros(4, 5)
+    ends = torch.zeros(4, 5)
+    starts[:, :2] = torch.tensor([[0.0, 0.0], [1.0, 0.1], [2.0, 0.0], [0.0, 0.2]])
+    ends[:, :2] = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 0.05], [5.0, 5.0]])
+    returns = torch.tensor([0.0, 5.0, 0.0, 1.0]).numpy()
+    lengths = torch.full((4,), gamma_len).numpy()
+    return PlanBank(z, returns, starts, ends, lengths)
+
+
+def test_stitched_values_are_the_best_discounted_chain_return(model):
+    from gac.inference.modes import stitched_values
+
+    bank = _chain_bank()
+    v = stitched_values(model, bank, gamma=0.9, radius=0.5, dims=2)
+    g = 0.9**10
+    va = 5 * g / (1 - g**3)  # A -> B -> C -> A ..., the loop's fixed point (C: above D's 1)
+    expected = torch.tensor([va, va / g, g * va, 1.0])
+    torch.testing.assert_close(v, expected, rtol=1e-5, atol=1e-5)
+    # A radius too small for any join: each segment's own return.
+    alone = stitched_values(model, bank, gamma=0.9, radius=0.01, dims=2)
+    torch.testing.assert_close(alone, torch.tensor([0.0, 5.0, 0.0, 1.0]))
+
+
+def test_stitch_prefers_the_segment_that_leads_to_return(model):
+    bank = _chain_bank()
+    state = torch.tensor([[0.1, 0.0, 0, 0, 0]])  # nearest starts: A (0.1), then D (0.22)
+    near = dict(local_share=0.5, local_dims=2)
+    z_local = plan(model, state, InferenceConfig(mode="local", **near), bank=bank)
+    z_stitch = plan(model, state, InferenceConfig(mode="stitch", stitch_gamma=0.9, **near),
+                    bank=bank)
+    torch.testing.assert_close(z_local, bank.z0[[3]])  # D: its own return 1 beats A's 0
+    torch.testing.assert_close(z_stitch, bank.z0[[0]])  # A leads to B's 5: value 1.82
+
+
+def test_stitch_needs_last_observations_and_lengths(model, s0):
+    z = torch.randn(5, 4, 32)
+    bank = PlanBank(z, torch.zeros(5).numpy(), torch.zeros(5, 5))
+    with pytest.raises(ValueError, match="last observations and lengths"):
+        plan(model, s0, InferenceConfig(mode="stitch"), bank=bank)
+    with pytest.raises(ValueError, match="lengths for 5 plans"):
+        PlanBank(z, torch.zeros(5).numpy(), torch.zeros(5, 5), torch.zeros(5, 5), [3, 4])

@@ -26,7 +26,11 @@ help, the sweep spec and the docs all read it. A new mode is a function here, re
 - ``local``: the plan of the highest-return training segment among the ``local_share`` of them
   whose first observation lies nearest this state (``local_dims``: on the position only). The return
   head is not used: data returns of segments that start here rank their plans. Re-planned
-  every few steps, an episode is stitched from segments of the data (maze2d's default).
+  every few steps, an episode is stitched from segments of the data.
+- ``stitch``: ``local`` with each segment ranked by its stitched value, the best discounted
+  return of a chain of data segments that begins with it (segments joined end to start
+  within ``stitch_radius``; returns only). Maze2d's default: near the goal, ``local`` keeps
+  picking the segments that leave it.
 - ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
   trust region around it; ``n_starts`` unused): a plan known to decode well, adapted to this s0
   without leaving the region where the return head was trained. One draw, not the elite plan
@@ -50,23 +54,44 @@ Planner = Callable[[Tensor, torch.Generator], Tensor]  # raw s0 (B, obs_dim) -> 
 
 
 class PlanBank:
-    """The training episodes' posterior plans z0 (N, n_latent, d), returns (N,) and first
-    observations (N, obs_dim; raw units): what the ``elite``, ``refine``, ``select`` and
-    ``local`` modes choose from. Kept by reference: a trainer's chains update in place.
-    Checkpoints carry all three (the chains, ``episode_returns`` and ``episode_first_obs``)."""
+    """The training episodes' posterior plans z0 (N, n_latent, d), returns (N,), first and
+    last observations (N, obs_dim; raw units) and lengths (N,): what the ``elite``, ``refine``,
+    ``select``, ``local`` and ``stitch`` modes choose from. Kept by reference: a trainer's
+    chains update in place. Checkpoints carry them all (the chains, ``episode_returns``,
+    ``episode_first_obs``, ``episode_last_obs``, ``episode_lengths``)."""
 
     def __init__(self, z0: Tensor, returns: np.ndarray | Tensor,
-                 starts: np.ndarray | Tensor | None = None):
+                 starts: np.ndarray | Tensor | None = None,
+                 ends: np.ndarray | Tensor | None = None,
+                 lengths: np.ndarray | Tensor | None = None):
         returns = np.asarray(returns, dtype=np.float64)
         if z0.dim() != 3 or len(z0) != len(returns):
             raise ValueError(f"plan bank: {tuple(z0.shape)} plans for {len(returns)} returns; "
                              f"expected (N, n_latent, d) and N returns")
-        if starts is not None:
-            starts = torch.as_tensor(np.asarray(starts, dtype=np.float32))
-            if starts.dim() != 2 or len(starts) != len(returns):
-                raise ValueError(f"plan bank: first observations of shape {tuple(starts.shape)} "
-                                 f"for {len(returns)} plans; expected (N, obs_dim)")
-        self.z0, self.returns, self.starts = z0, returns, starts
+        starts, ends = (self._rows(x, len(returns), what)
+                        for x, what in ((starts, "first"), (ends, "last")))
+        if lengths is not None:
+            lengths = np.asarray(lengths, dtype=np.int64)
+            if lengths.shape != returns.shape:
+                raise ValueError(f"plan bank: {lengths.shape} lengths for {len(returns)} plans")
+        self.z0, self.returns, self.starts, self.ends, self.lengths = (z0, returns, starts, ends,
+                                                                      lengths)
+        self._values: dict[tuple[float, float, int], Tensor] = {}  # stitched values, memoised
+
+    @staticmethod
+    def _rows(x: np.ndarray | Tensor | None, n: int, what: str) -> Tensor | None:
+        if x is None:
+            return None
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if x.dim() != 2 or len(x) != n:
+            raise ValueError(f"plan bank: {what} observations of shape {tuple(x.shape)} for "
+                             f"{n} plans; expected (N, obs_dim)")
+        return x
+
+    def arrays(self) -> tuple[Tensor, np.ndarray, Tensor | None, Tensor | None,
+                              np.ndarray | None]:
+        """What the bank is made of, for ``PlanBank(*arrays)`` elsewhere (Ray actors)."""
+        return self.z0.detach().cpu(), self.returns, self.starts, self.ends, self.lengths
 
     def top(self, k: int) -> Tensor:
         """The plans of the ``k`` highest-return episodes (k, n_latent, d), best first."""
@@ -133,24 +158,90 @@ def _checked_bank(model: GACModel, bank: PlanBank | None) -> PlanBank:
     return bank
 
 
-def _nearest(model: GACModel, s0: Tensor, starts: Tensor, k: int, dims: int) -> Tensor:
-    """Indices (B, k) of the k bank starts nearest each state, nearest first: on the first
-    ``dims`` observation entries as they are, or (0) on all of them, normalised."""
-    if dims > s0.shape[1]:
-        raise ValueError(f"inference.local_dims={dims}, but observations have {s0.shape[1]} "
+def _in_metric(model: GACModel, x: Tensor, dims: int) -> Tensor:
+    """Rows of raw observations in the space where ``local`` and ``stitch`` measure nearness:
+    the first ``dims`` entries as they are, or (0) all of them, normalised."""
+    if dims > x.shape[1]:
+        raise ValueError(f"inference.local_dims={dims}, but observations have {x.shape[1]} "
                          f"entries")
     p = model.obs_mean
-    a, b = s0.to(p), starts.to(p)
-    if dims:
-        a, b = a[:, :dims], b[:, :dims]
-    else:
-        a, b = (a - p) / model.obs_std, (b - p) / model.obs_std
+    x = x.to(p)
+    return x[:, :dims] if dims else (x - p) / model.obs_std
+
+
+def _nearest(model: GACModel, s0: Tensor, starts: Tensor, k: int, dims: int) -> Tensor:
+    """Indices (B, k) of the k bank starts nearest each state, nearest first (``_in_metric``)."""
+    a, b = _in_metric(model, s0, dims), _in_metric(model, starts, dims)
     k = min(k, len(b))
-    out = torch.empty(len(a), k, dtype=torch.long, device=p.device)
+    out = torch.empty(len(a), k, dtype=torch.long, device=a.device)
     chunk = max(1, 2**24 // max(1, len(b)))  # bounded (chunk, N) distance matrices
     for i in range(0, len(a), chunk):
         out[i:i + chunk] = torch.cdist(a[i:i + chunk], b).topk(k, dim=1, largest=False).indices
     return out
+
+
+def stitched_values(model: GACModel, bank: PlanBank, gamma: float, radius: float,
+                    dims: int) -> Tensor:
+    """V_i = y_i + gamma^L_i max_j V_j over the segments j whose first observation lies within
+    ``radius`` of segment i's last one (0 where none does): the best discounted return of a
+    chain of data segments that begins with i. Returns only, no step rewards: it is value
+    iteration on the graph of segments that the data could have joined end to start. Memoised
+    on the bank; (N,) on the model's device."""
+    key = (gamma, radius, dims)
+    if key in bank._values:
+        return bank._values[key]
+    if bank.ends is None or bank.lengths is None:
+        raise ValueError("stitched values need the training segments' last observations and "
+                         "lengths: this plan bank has none (a checkpoint written before they "
+                         "were stored: retrain)")
+    starts, ends = _in_metric(model, bank.starts, dims), _in_metric(model, bank.ends, dims)
+    src, dst = [], []  # edges i -> j, found in bounded (chunk, N) blocks
+    chunk = max(1, 2**24 // max(1, len(starts)))
+    for i in range(0, len(ends), chunk):
+        e, j = (torch.cdist(ends[i:i + chunk], starts) <= radius).nonzero(as_tuple=True)
+        src.append(e + i)
+        dst.append(j)
+    src, dst = torch.cat(src), torch.cat(dst)
+    y = torch.as_tensor(bank.returns, device=starts.device)
+    disc = torch.as_tensor(float(gamma) ** bank.lengths.astype(np.float64), device=y.device)
+    has_next = torch.zeros(len(y), dtype=torch.bool, device=y.device)
+    has_next[src] = True
+    v = y.clone()
+    # gamma^L < 1 makes this a contraction; it converges to 1e-6 of the return scale
+    for _ in range(10_000):
+        best = torch.full_like(y, -torch.inf).scatter_reduce(0, src, v[dst], "amax")
+        new = y + disc * torch.where(has_next, best, torch.zeros_like(best))
+        done = (new - v).abs().max() <= 1e-6 * (1 + y.abs().max())
+        v = new
+        if done:
+            break
+    bank._values[key] = v.to(model.obs_mean.dtype)
+    return bank._values[key]
+
+
+def _best_near(model: GACModel, s0: Tensor, cfg: InferenceConfig, bank: PlanBank,
+               labels: Tensor) -> Tensor:
+    """The plan of the highest-``labels`` segment among the ``local_share`` of them whose first
+    observation lies nearest each state."""
+    with torch.no_grad():
+        k = max(1, round(cfg.local_share * len(bank.starts)))
+        near = _nearest(model, s0, bank.starts, k, cfg.local_dims)
+        best = labels.to(near.device)[near].argmax(dim=1)  # the first: nearest among equals
+        pick = near[torch.arange(len(near), device=near.device), best]
+    p = model.obs_mean
+    return bank.z0[pick.to(bank.z0.device)].to(device=p.device, dtype=p.dtype)
+
+
+def _bank_with_starts(model: GACModel, bank: PlanBank | None, s0: Tensor) -> PlanBank:
+    bank = _checked_bank(model, bank)
+    if bank.starts is None:
+        raise ValueError("local and stitch plans need the training segments' first "
+                         "observations: this plan bank has none (a checkpoint written before "
+                         "they were stored: retrain)")
+    if bank.starts.shape[1] != s0.shape[1]:
+        raise ValueError(f"plan bank: first observations of {bank.starts.shape[1]} entries, but "
+                         f"states have {s0.shape[1]}")
+    return bank
 
 
 def _elite_draw(model: GACModel, bank: PlanBank | None, k: int, batch: int,
@@ -261,21 +352,24 @@ def local(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     return head never scores a plan with a state it was not trained with (``select``'s argmax
     does, and over-rates plans foreign to the state). With re-planning every few steps the
     episode is stitched from such segments (docs/design-notes.md, "D4RL's maze2d")."""
-    bank = _checked_bank(model, bank)
-    if bank.starts is None:
-        raise ValueError("local plans need the training segments' first observations: this plan "
-                         "bank has none (a checkpoint written before they were stored: retrain)")
-    if bank.starts.shape[1] != s0.shape[1]:
-        raise ValueError(f"plan bank: first observations of {bank.starts.shape[1]} entries, but "
-                         f"states have {s0.shape[1]}")
-    with torch.no_grad():
-        k = max(1, round(cfg.local_share * len(bank.starts)))
-        near = _nearest(model, s0, bank.starts, k, cfg.local_dims)
-        returns = torch.as_tensor(bank.returns, device=near.device)[near]
-        best = returns.argmax(dim=1)  # the first maximum: the nearest among equal returns
-        pick = near[torch.arange(len(near), device=near.device), best]
-    p = model.obs_mean
-    return bank.z0[pick.to(bank.z0.device)].to(device=p.device, dtype=p.dtype)
+    bank = _bank_with_starts(model, bank, s0)
+    return _best_near(model, s0, cfg, bank, torch.as_tensor(bank.returns))
+
+
+@register("stitch", "the plan of the best-stitched-value training segment among the "
+                    "local_share of them that start nearest this state")
+def stitch(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+           generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
+           **_: object) -> Tensor:
+    """``local`` ranked by what a segment leads to, not by its own return alone: segments are
+    joined end to start where the data could have (within ``stitch_radius``), and each is
+    labelled with the best discounted return of a chain that begins with it
+    (``stitched_values``). Near the goal, ``local`` picks the segments that leave it (their
+    returns, earned at their start, are the highest); ``stitch`` also values the segments
+    that arrive there, and those that lead to them from afar (docs/design-notes.md)."""
+    bank = _bank_with_starts(model, bank, s0)
+    v = stitched_values(model, bank, cfg.stitch_gamma, cfg.stitch_radius, cfg.local_dims)
+    return _best_near(model, s0, cfg, bank, v)
 
 
 def plan(
@@ -293,7 +387,8 @@ def plan(
     ``target_return`` (raw units) overrides ``cfg.target_return`` in guided mode.
     ``extra_starts`` (M, n_latent, d), exploit and refine modes: starts tried for every state on
     top of the mode's own (e.g. posterior chains of the best trajectories); in refine, each is
-    the centre of its own trust region. ``bank``: the training episodes' plans (elite, refine, select, local).
+    the centre of its own trust region. ``bank``: the training episodes' plans (elite, refine,
+    select, local, stitch).
     """
     return get_mode(cfg.mode).fn(model, s0, cfg, generator, bank=bank,
                                  target_return=target_return, extra_starts=extra_starts)

@@ -99,13 +99,19 @@ class Trainer:
 
     @property
     def plan_bank(self) -> PlanBank:
-        """The training episodes' plans (the chains, by reference), returns and first
-        observations: what the elite, refine, select and local modes choose from."""
-        return PlanBank(self.chains.z, self.store.returns, self.first_observations())
+        """The training episodes' plans (the chains, by reference), returns, first and last
+        observations and lengths: what the elite, refine, select, local and stitch modes
+        choose from."""
+        return PlanBank(self.chains.z, self.store.returns, self.first_observations(),
+                        self.last_observations(), self.store.lengths)
 
     def first_observations(self) -> np.ndarray:
         """Each episode's first observation (N, obs_dim): where its plan starts."""
         return self.store.observations[self.store.starts]
+
+    def last_observations(self) -> np.ndarray:
+        """Each episode's last observation (N, obs_dim): where its plan ends."""
+        return self.store.observations[self.store.starts + self.store.lengths - 1]
 
     def add_episodes(self, episodes: list[Episode], share: float | None = None) -> None:
         """Append episodes to the store, each with a fresh chain (from the prior).
@@ -289,6 +295,8 @@ class Trainer:
             "chains": self.chains.state_dict(),
             "episode_returns": np.asarray(self.store.returns, dtype=np.float64).copy(),
             "episode_first_obs": np.array(self.first_observations(), dtype=np.float32),
+            "episode_last_obs": np.array(self.last_observations(), dtype=np.float32),
+            "episode_lengths": np.asarray(self.store.lengths, dtype=np.int64).copy(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "langevin": self.gen.get_state(),
