@@ -156,6 +156,17 @@ def test_checkpoints_carry_the_plans_of_the_training_episodes(store, tmp_path):
     local = replace(t.cfg.inference, mode="local", local_share=1e-9)
     picked = plan(t.model, torch.as_tensor(first[:3]), local, bank=saved)
     torch.testing.assert_close(picked, saved.z0[:3])
+    # Last observations and lengths, for stitched values; older checkpoints lack them.
+    last = store.observations[store.starts + store.lengths - 1]
+    assert np.array_equal(saved.ends.numpy(), last) and np.array_equal(bank.ends.numpy(), last)
+    assert np.array_equal(saved.lengths, store.lengths)
+    stitch = replace(t.cfg.inference, mode="stitch")
+    assert plan(t.model, torch.as_tensor(first[:3]), stitch, bank=saved).shape == saved.z0[:3].shape
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    del state["episode_last_obs"]
+    model, cfg, _, bank = load_policy(save_checkpoint(state, tmp_path / "no-ends.pt"))
+    with pytest.raises(ValueError, match="last observations and lengths"):
+        plan(model, torch.zeros(2, store.obs_dim), stitch, bank=bank)
     # A checkpoint written before first observations were stored plays every mode but local.
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     del state["episode_first_obs"]
