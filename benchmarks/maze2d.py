@@ -3,7 +3,7 @@
     python benchmarks/maze2d.py [--tasks maze2d-umaze,maze2d-medium,maze2d-large]
                                 [--seeds 0,1,2] [--steps 2000] [--episodes 50]
                                 [--data-steps N] [--algos gac,gac-once,gac-select,gac-exploit,
-                                 gac-prior,gac-elite,bc,bc10,dt,iql,cql]
+                                 gac-prior,gac-elite,gac-stitch,bc,bc10,dt,iql,cql]
                                 [--gac-set SECTION.FIELD=VALUE ...]
 
 For every task and seed, the seed's dataset is made once by D4RL's recipe (`gac data make TASK
@@ -17,7 +17,9 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
   of highest predicted return r(U(z0), s0) re-planned every sixth of the horizon (GAC-SELECT,
   the previous preset), with exploitation by ascent (GAC-EXPLOIT), with prior samples
   (GAC-PRIOR, both re-planning as the preset) and with the plans of the 8 best training
-  segments (GAC-ELITE). GAC sees only segment returns, never step rewards.
+  segments (GAC-ELITE), and with local plans ranked by stitched values (GAC-STITCH: segment
+  returns propagated over the graph of segments joined end to start, ``--mode stitch``). GAC
+  sees only segment returns, never step rewards.
 - BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
   with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
   must beat.
@@ -62,6 +64,9 @@ GAC_MODES: dict[str, list[str]] = {
     "gac-exploit": ["inference.mode=exploit"],  # ascent on r(U(z0), s0), with re-planning
     "gac-prior": ["inference.mode=random"],  # prior samples, with re-planning
     "gac-elite": ["inference.mode=elite", "inference.elite_episodes=8"],
+    # local plans ranked by stitched values; 4% of the segments: on medium about those that
+    # start at the nearest cell centre, where the data's segments begin and end
+    "gac-stitch": ["inference.mode=stitch", "inference.local_share=0.04"],
 }
 PEERS = ("bc", "bc10", "dt", "iql", "cql")
 ALGOS = (*GAC_MODES, *PEERS)
