@@ -3,6 +3,7 @@ module plays Ray here)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import time
@@ -67,3 +68,15 @@ def test_a_sweep_on_ray_that_does_not_start_fails_clearly(monkeypatch, tmp_path,
                        "dataset": str(tiny_maze_path), "set": ["train.steps=2"]})
     with pytest.raises(SweepError, match="did not start within 0.2 s"):
         run_sweep(spec, root=tmp_path, backend="ray", log=lambda *_: None)
+
+
+def test_the_timeout_holds_where_sigint_is_ignored(monkeypatch):
+    # as in a process that a non-interactive shell started in the background
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        fake_ray(monkeypatch, lambda **_: time.sleep(30))
+        with pytest.raises(RayStartError, match=r"within 0\.3 s"):
+            init_ray(timeout=0.3)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # and is ignored again after
+    finally:
+        signal.signal(signal.SIGINT, previous)

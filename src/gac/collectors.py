@@ -137,7 +137,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
     # Ray starts in this thread (its processes die with the thread that started them); the
     # watchdog can only interrupt the main thread, so elsewhere there is no timeout.
     main = threading.main_thread().ident
+    restore = None
     if threading.current_thread() is threading.main_thread():
+        # A process started in the background by a non-interactive shell (`nohup gac sweep
+        # ... &`) ignores SIGINT, and the watchdog could not interrupt it: Python's handler
+        # is put back while Ray starts.
+        restore = signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Thread(target=watchdog, name="gac-ray-watchdog", daemon=True).start()
     try:
         try:
@@ -146,6 +151,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         finally:
             with lock:
                 finished[0] = True
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
     except KeyboardInterrupt:
         if not timed_out.is_set():
             raise
