@@ -26,11 +26,11 @@ help, the sweep spec and the docs all read it. A new mode is a function here, re
 - ``local``: the plan of the highest-return training segment among the ``local_share`` of them
   whose first observation lies nearest this state (``local_dims``: on the position only). The return
   head is not used: data returns of segments that start here rank their plans. Re-planned
-  every few steps, an episode is stitched from segments of the data.
+  every few steps, an episode is stitched from segments of the data (maze2d's default).
 - ``stitch``: ``local`` with each segment ranked by its stitched value, the best discounted
   return of a chain of data segments that begins with it (segments joined end to start
-  within ``stitch_radius``; returns only). Maze2d's default: near the goal, ``local`` keeps
-  picking the segments that leave it.
+  within ``stitch_radius``; returns only): near the goal, ``local`` keeps picking the
+  segments that leave it. Better on maze2d-medium, worse on umaze (docs/design-notes.md).
 - ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
   trust region around it; ``n_starts`` unused): a plan known to decode well, adapted to this s0
   without leaving the region where the return head was trained. One draw, not the elite plan

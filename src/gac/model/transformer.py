@@ -86,13 +86,6 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
 
-    def embed_state(self, obs: Tensor) -> Tensor:
-        """Normalised observations (..., obs_dim) -> state tokens (..., d)."""
-        e = self.state_embed
-        if isinstance(e, nn.Linear):  # the functional form: decoding calls this every step
-            return F.linear(obs, e.weight, e.bias)
-        return e(obs)
-
     def latent_kv(self, z: Tensor) -> tuple[Tensor, Tensor]:
         b, n, d = z.shape
         k, v = self.kv(self.ln_z(z)).view(b, n, 2, self.n_heads, d // self.n_heads).permute(
