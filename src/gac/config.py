@@ -49,6 +49,10 @@ class ModelConfig:
     unet_dim: int = 16
     unet_mults: tuple[int, ...] = (1, 2, 4, 8)
     mlp_hidden: int = 512  # hidden width of the MLP prior
+    # Width of the plan noise z0. 0: z0 has z's shape (n_latent x d_model), as in LPT. N > 0
+    # (prior "mlp" only): z0 is N numbers that U maps to the n_latent tokens, a bottleneck on what
+    # one trajectory's plan can carry (where to go, not the controller's per-step noise).
+    plan_dim: int = 0
     return_hidden: int = 128  # hidden width of the return head r(z[, s0])
     return_condition_s0: bool = False  # p(y | z, s0): matters where return depends on start
     action_sigma: float = 0.7071  # p(a|.) = N(mu, sigma^2); LPT's squared-error sum = sigma^2 1/2
@@ -327,6 +331,13 @@ def check_config(cfg: RunConfig) -> None:
                                                           t.langevin_step_size)):
         if not value > 0:
             raise ValueError(f"{key}={value!r}: must be positive")
+    if cfg.model.plan_dim < 0:
+        raise ValueError(f"model.plan_dim={cfg.model.plan_dim}: must be 0 (z0 of z's shape) or "
+                         "positive")
+    if cfg.model.plan_dim and cfg.model.prior != "mlp":
+        raise ValueError(f"model.plan_dim={cfg.model.plan_dim} needs model.prior=mlp (the only "
+                         f"prior that maps a plan of another width to the tokens); got "
+                         f"model.prior={cfg.model.prior}")
     if t.chain_grad == "shared" and t.langevin_steps < 1:
         raise ValueError("train.chain_grad=shared takes the chains' last Langevin move from the "
                          "parameters' pass: it needs train.langevin_steps of at least 1")

@@ -166,3 +166,20 @@ def test_mlp_state_encoder_fits_a_sharp_map_of_a_small_state_better():
             opt.step()
         losses[encoder] = loss.item()
     assert losses["mlp"] < 0.6 * losses["linear"], losses
+
+
+def test_plan_bottleneck_lifts_a_narrow_plan_to_the_tokens():
+    model = make_model("mlp", plan_dim=6)
+    assert model.latent_shape == (1, 6)
+    z0 = model.sample_z0(500)
+    assert z0.shape == (500, 1, 6)
+    with torch.no_grad():
+        z = model.prior(z0)
+    assert z.shape == (500, 4, 32)
+    assert 0.7 < float(z.std()) < 1.3  # entries of z start near unit scale
+    data = batch()
+    z0 = torch.randn(4, 1, 6, requires_grad=True)
+    model.action_nll(data["obs"], data["actions"], data["timesteps"], model.prior(z0),
+                     data["loss_mask"]).sum().backward()
+    assert z0.grad is not None and z0.grad.abs().sum() > 0
+    assert model.prior_net.lift.weight.grad.abs().sum() > 0

@@ -203,3 +203,21 @@ def test_the_checkpoint_hook_replaces_the_default_checkpoint(store, tmp_path):
     calls = []
     t.train(steps=6, progress=False, on_checkpoint=lambda: calls.append(t.step))
     assert calls == [3, 6] and not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_plan_bottleneck_trains_and_plans(store, tmp_path):
+    t = make(store, tmp_path / "run", extra=["model.plan_dim=5"])
+    assert t.chains.z.shape == (store.num_episodes, 1, 5)
+    t.train(progress=False)
+    policy = load_policy(tmp_path / "run" / "checkpoint.pt")
+    s0 = torch.as_tensor(store.observations[store.starts[:3]])
+    for mode in ("exploit", "elite", "local"):
+        icfg = replace(t.cfg.inference, mode=mode)
+        assert plan(policy.model, s0, icfg, bank=policy.bank).shape == (3, 1, 5), mode
+
+
+@pytest.mark.parametrize("sets, match", [(["model.plan_dim=4", "model.prior=unet"], "prior=mlp"),
+                                         (["model.plan_dim=-1"], "plan_dim")])
+def test_bad_plan_bottlenecks_are_refused(store, sets, match):
+    with pytest.raises(ValueError, match=match):
+        make(store, extra=sets)

@@ -72,6 +72,9 @@ class GACModel(nn.Module):
     # ---- the three parts -----------------------------------------------------------------
     @property
     def latent_shape(self) -> tuple[int, int]:
+        """The shape of one plan z0: z's (n_latent, d), or (1, plan_dim) with a plan bottleneck."""
+        if self.cfg.plan_dim:
+            return (1, self.cfg.plan_dim)
         return (self.cfg.n_latent, self.cfg.d_model)
 
     @property

@@ -1,8 +1,9 @@
 """Prior transforms z = U(z0): a learned map from N(0, I) noise to latent plans.
 
-All of them take and return tensors of shape (B, n_latent, d_model). The learned ones are
-residual (z0 + small correction at initialisation), so training starts from the plain N(0, I)
-prior and learns only the deviation from it.
+All of them return tensors of shape (B, n_latent, d_model), from z0 of the same shape, or, for the
+MLP prior with ``plan_dim`` N, from z0 of shape (B, 1, N). The learned ones are residual (z0, or
+a fixed random lift of it, plus a small correction at initialisation), so training starts from a
+plain Gaussian prior and learns only the deviation from it.
 """
 
 from __future__ import annotations
@@ -33,20 +34,30 @@ class IdentityPrior(nn.Module):
 
 
 class MLPPrior(nn.Module):
-    """z = z0 + MLP(z0) on the flattened plan vector: a cheap learned prior."""
+    """z = z0 + MLP(z0) on the flattened plan vector: a cheap learned prior.
 
-    def __init__(self, n_latent: int, d_model: int, hidden: int):
+    With ``plan_dim`` N > 0, z0 has N numbers and z = W z0 + MLP(z0), W a learned linear lift
+    to the n_latent x d_model tokens, initialised so that z starts near N(0, I) in every entry."""
+
+    def __init__(self, n_latent: int, d_model: int, hidden: int, plan_dim: int = 0):
         super().__init__()
+        self.shape = (n_latent, d_model)
         dim = n_latent * d_model
+        in_dim = plan_dim or dim
+        self.lift = nn.Linear(in_dim, dim, bias=False) if plan_dim else None
+        if self.lift is not None:  # unit-variance entries of z for z0 ~ N(0, I)
+            nn.init.normal_(self.lift.weight, std=in_dim ** -0.5)
         self.net = nn.Sequential(
-            nn.Linear(dim, hidden), nn.SiLU(),
+            nn.Linear(in_dim, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(),
             nn.Linear(hidden, dim),
         )
         _shrink_(self.net[-1])
 
     def forward(self, z0: Tensor) -> Tensor:
-        return z0 + self.net(z0.flatten(1)).view_as(z0)
+        flat = z0.flatten(1)
+        base = self.lift(flat) if self.lift is not None else flat
+        return (base + self.net(flat)).view(len(z0), *self.shape)
 
 
 def _groups(channels: int, max_groups: int = 8) -> int:
@@ -133,7 +144,7 @@ def build_prior(cfg: ModelConfig) -> nn.Module:
     if cfg.prior == "unet":
         return UNetPrior(cfg.n_latent, cfg.d_model, cfg.unet_dim, tuple(cfg.unet_mults))
     if cfg.prior == "mlp":
-        return MLPPrior(cfg.n_latent, cfg.d_model, cfg.mlp_hidden)
+        return MLPPrior(cfg.n_latent, cfg.d_model, cfg.mlp_hidden, cfg.plan_dim)
     if cfg.prior == "identity":
         return IdentityPrior()
     raise ValueError(f"unknown prior {cfg.prior!r}; expected 'unet', 'mlp' or 'identity'")

@@ -87,8 +87,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.gen = torch.Generator().manual_seed(t.seed + 1)  # Langevin noise, chain starts
         self.rng = np.random.default_rng(t.seed + 2)  # batch sampling
-        m = cfg.model
-        self.chains = PosteriorChains(store.num_episodes, m.n_latent, m.d_model, self.gen)
+        self.chains = PosteriorChains(store.num_episodes, *self.model.latent_shape, self.gen)
         # History of the model's receptive field (L banded layers see L*(K-1) steps back) makes
         # the window's likelihood exactly the full-trajectory one the cached rollout computes.
         self.burn_in = t.burn_in if t.burn_in is not None else self.model.receptive_field
