@@ -2,9 +2,11 @@
 
     python benchmarks/chain_grad.py [--task pointmaze-umaze-goal] [--updates 60] [--rounds 4]
                                     [--threads 1] [--steps 30000] [--set SECTION.FIELD=VALUE]
+                                    [--shared-set SECTION.FIELD=VALUE]
 
 Two trainers of the task's preset, identical but for ``train.chain_grad``, on one generated
-dataset (``gac.data.generators``, seed 0), timed in alternating rounds (a load changing during the run
+dataset (``gac.data.generators``, seed 0; ``--set`` applies to both, ``--shared-set`` to the
+shared one only, e.g. ``train.langevin_steps=1`` against today's two), timed in alternating rounds (a load changing during the run
 weighs on both alike); each update's wall time includes its batch sampling. Also printed: each
 run's mean training loss over its last round, a sanity check only. Whether the shared pass
 trains as well is a question of scores (3 seeds of `gac train` + `gac eval` per scheme), which
@@ -36,15 +38,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=30_000, help="dataset size (env steps)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="config override, e.g. --set train.langevin_steps=1")
+                        help="config override of both runs, e.g. --set train.batch_size=64")
+    parser.add_argument("--shared-set", dest="shared_overrides", action="append", default=[],
+                        help="config override of the shared run only, e.g. train.langevin_steps=1")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
     store, _ = generate(task, args.steps, seed=0, progress=False, reference_episodes=0)
     trainers = {}
     for scheme in SCHEMES:
+        own = args.shared_overrides if scheme == "shared" else []
         cfg = apply_overrides(preset(args.task), [f"train.threads={args.threads}",
-                                                  *args.overrides, f"train.chain_grad={scheme}"])
+                                                  *args.overrides, *own,
+                                                  f"train.chain_grad={scheme}"])
         data = resegment(store, cfg.data.segments, task.horizon)
         trainers[scheme] = Trainer(cfg, data, None,
                                    return_scale=cfg.train.return_scale or task.return_scale)
@@ -60,12 +66,12 @@ def main() -> None:
             spent[scheme] += time.perf_counter() - t0
     n = per_round * args.rounds
     t = trainers["exact"].cfg.train
-    print(f"task {args.task}: batch {t.batch_size} x window {t.window}, {t.langevin_steps} "
-          f"Langevin steps/update, threads {args.threads}, {n} timed updates per scheme in "
-          f"{args.rounds} alternating rounds")
+    print(f"task {args.task}: batch {t.batch_size} x window {t.window}, threads {args.threads}, "
+          f"{n} timed updates per scheme in {args.rounds} alternating rounds")
     for scheme in SCHEMES:
-        print(f"{scheme:7s} {n / spent[scheme]:7.2f} updates/s   loss over the last round "
-              f"{np.mean(last[scheme]):.4f}")
+        steps = trainers[scheme].cfg.train.langevin_steps
+        print(f"{scheme:7s} ({steps} Langevin steps/update) {n / spent[scheme]:7.2f} updates/s   "
+              f"loss over the last round {np.mean(last[scheme]):.4f}")
     print(f"shared / exact updates/s: {spent['exact'] / spent['shared']:.2f}")
 
 

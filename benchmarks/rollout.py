@@ -4,8 +4,9 @@ All figures come from one run on this machine: environment steps per second of
   raw     - the environment alone, random actions, stepped in the same in-process loop;
   cached  - the GAC policy (exploitation plans + decoding with cached keys/values);
   full    - the same policy re-encoding the whole history at every step (no cache).
-Targets: cached / full >= 5 at horizon 300; at 16 environments cached / raw >= 0.5 (the policy
-costs no more than the environment). Raw and cached are timed in ``--rounds`` alternating
+Targets (issue 18): cached / full >= 50 at horizon 300 (whole rollouts; "policy only" also
+shows the ratio with the environment's time taken out); at 16 environments cached / raw >= 0.5
+(the policy costs no more than the environment). Raw and cached are timed in ``--rounds`` alternating
 rounds and their medians kept, so that a load changing during the run weighs on both alike;
 full (slow) is timed once.
 
@@ -77,14 +78,22 @@ def main() -> None:
         full = policy_rate(model, task, n, args.horizon, False, cfg.inference)
         rows.append((n, raw, cached, full))
     print(f"\n{'envs':>5} {'raw env/s':>11} {'cached/s':>10} {'no-cache/s':>11} "
-          f"{'cached/no-cache':>16} {'cached/raw':>11}")
+          f"{'cached/no-cache':>16} {'policy only':>12} {'cached/raw':>11}")
     for n, raw, cached, full in rows:
         print(f"{n:>5} {raw:>11.0f} {cached:>10.0f} {full:>11.0f} {cached / full:>16.1f} "
-              f"{cached / raw:>11.2f}")
+              f"{policy_ratio(raw, cached, full):>12.1f} {cached / raw:>11.2f}")
     n, raw, cached, full = rows[-1]
-    print(f"\ntargets: cached/no-cache >= 5 -> {cached / full:.1f} "
-          f"({'met' if cached / full >= 5 else 'NOT met'}); at 16 envs cached/raw >= 0.5 -> "
+    print(f"\ntargets: cached/no-cache >= 50 -> {cached / full:.1f} "
+          f"({'met' if cached / full >= 50 else 'NOT met'}; the policy's own time only: "
+          f"{policy_ratio(raw, cached, full):.1f}); at 16 envs cached/raw >= 0.5 -> "
           f"{cached / raw:.2f} ({'met' if cached / raw >= 0.5 else 'NOT met'})")
+
+
+def policy_ratio(raw: float, cached: float, full: float) -> float:
+    """Re-encoding's time per step over caching's, the environment's own time per step (the raw
+    rate) taken out of both: what the cache saves in the policy itself."""
+    env = 1 / raw
+    return (1 / full - env) / max(1 / cached - env, 1e-12)
 
 
 if __name__ == "__main__":
