@@ -133,6 +133,12 @@ class TrainConfig:
     # pass at the chain state before that move (one transformer pass fewer per update; the
     # parameters see the chains one step behind). Measured in README "Speed".
     chain_grad: Literal["exact", "shared"] = "exact"
+    # Which window of each sampled trajectory the parameters' pass scores. "same": the window the
+    # chains just moved on (LPT). "fresh": another window of the same trajectories, drawn
+    # independently: the plan then cannot carry what only the chains' window showed (its
+    # per-step action noise), so the decoder learns what a plan says about the whole trajectory
+    # and reads the rest off the state (docs/design-notes.md, "the plan fitted to one window").
+    param_window: Literal["same", "fresh"] = "same"
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch threads (None: leave torch's default)
@@ -338,6 +344,10 @@ def check_config(cfg: RunConfig) -> None:
         raise ValueError(f"model.plan_dim={cfg.model.plan_dim} needs model.prior=mlp (the only "
                          f"prior that maps a plan of another width to the tokens); got "
                          f"model.prior={cfg.model.prior}")
+    if t.chain_grad == "shared" and t.param_window == "fresh":
+        raise ValueError("train.param_window=fresh scores another window than the chains' in the "
+                         "parameters' pass, and train.chain_grad=shared makes them one pass: "
+                         "use train.chain_grad=exact")
     if t.chain_grad == "shared" and t.langevin_steps < 1:
         raise ValueError("train.chain_grad=shared takes the chains' last Langevin move from the "
                          "parameters' pass: it needs train.langevin_steps of at least 1")

@@ -227,8 +227,10 @@ class TrajectoryStore:
         return cdf.searchsorted(rng.random(n), side="right").astype(np.int64)
 
     def sample_windows(self, rng: np.random.Generator, n: int, window: int, burn_in: int = 0,
-                       weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Random sub-trajectories: ``window`` scored steps after up to ``burn_in`` history steps.
+                       weights: np.ndarray | None = None, episodes: np.ndarray | None = None
+                       ) -> dict[str, np.ndarray]:
+        """Random sub-trajectories: ``window`` scored steps after up to ``burn_in`` history steps
+        (of the ``episodes`` given, else of n episodes drawn by length or ``weights``).
 
         Returns right-padded arrays of length ``burn_in + window`` with a ``loss_mask`` on the
         scored steps and a ``traj_scale`` such that a window's summed log-likelihood times
@@ -237,7 +239,7 @@ class TrajectoryStore:
         is scored with probability W / (L + W - 1). The cost is O(n * (burn_in + window)),
         whatever the store's size.
         """
-        eps = self.sample_episodes(rng, n, weights)
+        eps = self.sample_episodes(rng, n, weights) if episodes is None else np.asarray(episodes)
         lengths = self._sampling_cdf(weights)[0][eps]
         seq = burn_in + window
         w0 = np.zeros(n, np.int64)  # the scored steps [w0, w1) of each row's episode

@@ -137,10 +137,11 @@ class Trainer:
         progress = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
-    def batch(self) -> dict[str, torch.Tensor]:
+    def batch(self, episodes: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """A batch of training windows (of the ``episodes`` given, else of sampled ones)."""
         t = self.cfg.train
         arrays = self.store.sample_windows(self.rng, t.batch_size, t.window, self.burn_in,
-                                           self.episode_weights)
+                                           self.episode_weights, episodes)
         return {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device)
                 for k, v in arrays.items()}
 
@@ -166,6 +167,8 @@ class Trainer:
         self._check_finite("chains (posterior plans z0)", z0)
         self.chains.set(idx, z0)
         if not shared:
+            if t.param_window == "fresh":  # the same trajectories, another window of each
+                batch = self.batch(batch["episode_index"].cpu().numpy())
             z = self.model.prior(z0)
             action_loss = self.model.step_action_nll(batch, z)
             return_loss = self.model.return_nll(z, batch["s0"], batch["returns"]).mean()
