@@ -220,3 +220,15 @@ def test_the_tail_of_added_episodes_round_trips(store):
     for e, a in zip(back, added, strict=True):
         np.testing.assert_array_equal(e.observations, a.observations)
         assert e.rewards is None and e.ret == pytest.approx(a.ret)
+
+
+def test_sample_windows_of_given_episodes(store):
+    eps = np.array([0, 0, 2, 1, 2])
+    b = store.sample_windows(np.random.default_rng(3), len(eps), 6, burn_in=0, episodes=eps)
+    assert b["episode_index"].tolist() == eps.tolist()
+    for row, e in enumerate(eps):
+        start, length = store.starts[e], store.lengths[e]
+        steps = b["timesteps"][row][b["loss_mask"][row] > 0]
+        assert len(steps) and steps.max() < length
+        np.testing.assert_array_equal(b["obs"][row][b["loss_mask"][row] > 0],
+                                      store.observations[start + steps])

@@ -221,3 +221,31 @@ def test_a_plan_bottleneck_trains_and_plans(store, tmp_path):
 def test_bad_plan_bottlenecks_are_refused(store, sets, match):
     with pytest.raises(ValueError, match=match):
         make(store, extra=sets)
+
+
+def test_a_fresh_parameter_window_is_another_window_of_the_same_trajectories(store):
+    t = make(store, extra=["train.param_window=fresh", "train.window=4"])
+    calls, batch = [], t.batch
+
+    def spy(episodes=None):
+        b = batch(episodes)
+        calls.append((episodes, b))
+        return b
+
+    t.batch = spy
+    before = t.chains.z.clone()
+    t.update()
+    assert len(calls) == 2 and calls[0][0] is None
+    chain_batch, param_batch = calls[0][1], calls[1][1]
+    assert torch.equal(param_batch["episode_index"], chain_batch["episode_index"])
+    assert not torch.equal(param_batch["obs"], chain_batch["obs"])  # other windows
+    moved = {i for i in range(store.num_episodes) if not torch.equal(before[i], t.chains.z[i])}
+    assert moved == set(chain_batch["episode_index"].tolist())
+    # Deterministic for a seed, like the default scheme.
+    a, b = (make(store, extra=["train.param_window=fresh"]) for _ in range(2))
+    assert [a.update()["loss"] for _ in range(2)] == [b.update()["loss"] for _ in range(2)]
+
+
+def test_a_fresh_parameter_window_needs_the_exact_scheme(store):
+    with pytest.raises(ValueError, match="chain_grad=exact"):
+        make(store, extra=["train.param_window=fresh", "train.chain_grad=shared"])
