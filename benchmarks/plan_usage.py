@@ -1,6 +1,6 @@
 """Does a trained GAC decoder use its plan? Two probes of a checkpoint on its own training data.
 
-    python benchmarks/plan_usage.py RUN/checkpoint.pt [--windows 256] [--episodes 10]
+    python benchmarks/plan_usage.py RUN/checkpoint.pt [--windows 256] [--episodes 10] [--fit]
 
 1. Action NLL of training windows decoded with four plans: each window's own posterior chain
    (the plan it was trained with), the same chains shuffled across windows, fresh prior samples
@@ -9,6 +9,13 @@
    per-episode code, and plans away from the chains decode worse.
 2. Closed-loop returns with the chains of the data's best, middle and worst episodes as plans,
    next to those episodes' own returns: how much of an episode's outcome its plan carries.
+
+3. With ``--fit``: how well the decoder fits its segments' actions (per-dimension MSE over whole
+   segments, each with its own plan and with a random one, for 200 random segments and for the
+   tenth with the highest returns), next to a constant and to MLPs (256 x 256, 3,000 steps of
+   256) fitted on all steps from the state alone and, where the file records each step's goal
+   (``infos/goal``, maze2d), from the state and the goal the step's segment ends at: what a plan
+   that carries the goal could at best give.
 
 The data is the file the run trained on (the checkpoint's metadata names it) unless ``--data``
 is given. Results feed the locomotion section of docs/design-notes.md.
@@ -45,6 +52,85 @@ def nll_by_plan(model: GACModel, chains: torch.Tensor, store: TrajectoryStore, w
     model.eval()
     with torch.no_grad():
         return {name: float(model.step_action_nll(b, model.prior(z0))) for name, z0 in plans.items()}
+
+
+def segment_mse(model: GACModel, chains: torch.Tensor, store: TrajectoryStore,
+                seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per-dimension action MSE of the decoder over whole segments with their own plans and with
+    random ones, for 200 random segments ("all") and the top tenth by return, and a constant's."""
+    rng = np.random.default_rng(seed)
+    y = store.returns
+    groups = {"all": rng.choice(len(y), min(200, len(y)), replace=False),
+              "top tenth": np.argsort(-y, kind="stable")[: max(1, len(y) // 10)]}
+    mean_action = torch.as_tensor(store.actions.mean(0))
+    model.eval()
+    out = {}
+    for name, idx in groups.items():
+        se = {"own plan": 0.0, "random plan": 0.0, "constant": 0.0}
+        n = 0
+        for i in idx:
+            s, length = store.starts[i], store.lengths[i]
+            obs = torch.as_tensor(store.observations[s:s + length])[None]
+            act = torch.as_tensor(store.actions[s:s + length])[None]
+            t = torch.arange(length)[None].clamp(max=model.cfg.max_timestep - 1)
+            other = int(rng.integers(len(y)))
+            with torch.no_grad():
+                for key, plan in (("own plan", chains[i:i + 1]), ("random plan", chains[other:other + 1])):
+                    mu = model.action_means(obs, act, t, model.prior(plan))
+                    se[key] += float(((mu - act) ** 2).sum())
+            se["constant"] += float(((mean_action - act) ** 2).sum())
+            n += act[0].numel()
+        out[name] = {k: v / n for k, v in se.items()}
+    return out
+
+
+def mlp_references(store: TrajectoryStore, goals: np.ndarray | None, steps: int = 3000,
+                   seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per-dimension action MSE (on all steps and on the top tenth of segments) of MLPs fitted
+    from the state and, with ``goals`` (one per step), from the state and its segment's goal."""
+    obs = store.observations.astype(np.float32)
+    act = torch.as_tensor(store.actions.astype(np.float32))
+    state = (obs - obs.mean(0)) / (obs.std(0) + 1e-6)
+    inputs = {"MLP, state": state}
+    if goals is not None:
+        ends = np.repeat(store.starts + store.lengths - 1, store.lengths)  # each step's segment end
+        g = goals[ends].astype(np.float32)
+        inputs["MLP, state and goal"] = np.concatenate([state, (g - g.mean(0)) / (g.std(0) + 1e-6)], 1)
+    top = np.argsort(-store.returns, kind="stable")[: max(1, store.num_episodes // 10)]
+    top_steps = np.concatenate([np.arange(store.starts[i], store.starts[i] + store.lengths[i])
+                                for i in top])
+    out = {}
+    for name, x in inputs.items():
+        torch.manual_seed(seed)
+        x = torch.as_tensor(x)
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.ReLU(),
+                                  torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                                  torch.nn.Linear(256, act.shape[1]))
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            i = torch.randint(len(x), (256,), generator=gen)
+            loss = ((net(x[i]) - act[i]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            err = (net(x) - act) ** 2
+        out[name] = {"all": float(err.mean()), "top tenth": float(err[top_steps].mean())}
+    return out
+
+
+def step_goals(store: TrajectoryStore) -> np.ndarray | None:
+    """Each step's goal from the file's ``infos/goal`` (maze2d), else None."""
+    import h5py
+
+    source = store.metadata.get("source")
+    if not source:
+        return None
+    with h5py.File(source, "r") as f:
+        if "infos/goal" not in f or len(f["infos/goal"]) != store.num_steps:
+            return None
+        return f["infos/goal"][:]
 
 
 def returns_by_chain(model: GACModel, chains: torch.Tensor, store: TrajectoryStore, task: Any,
@@ -91,6 +177,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10, help="episodes per chain group")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--fit", action="store_true",
+                        help="also the decoder's fit of whole segments, next to MLP references")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, chains, store, task, window = load(args.checkpoint, args.data)
@@ -103,6 +191,15 @@ def main() -> None:
     for name, r in returns_by_chain(model, chains, store, task, args.episodes, args.seed).items():
         print(f"  {name:8s} {r['data']:11.1f} {r['played']:7.1f} {r['predicted']:10.1f} "
               f"{r['length']:7.1f}")
+    if args.fit:
+        print("per-dimension action MSE over whole segments (decoder) and all steps (MLPs):")
+        print(f"  {'':22s} {'all':>8s} {'top tenth':>10s}")
+        fits = segment_mse(model, chains, store, args.seed)
+        for key in ("own plan", "random plan", "constant"):
+            print(f"  {'decoder, ' + key if key != 'constant' else 'constant':22s} "
+                  f"{fits['all'][key]:8.3f} {fits['top tenth'][key]:10.3f}")
+        for name, r in mlp_references(store, step_goals(store), seed=args.seed).items():
+            print(f"  {name:22s} {r['all']:8.3f} {r['top tenth']:10.3f}")
 
 
 if __name__ == "__main__":

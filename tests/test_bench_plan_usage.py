@@ -10,7 +10,16 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from plan_usage import load, nll_by_plan, returns_by_chain  # noqa: E402
+from plan_usage import (  # noqa: E402
+    load,
+    mlp_references,
+    nll_by_plan,
+    returns_by_chain,
+    segment_mse,
+    step_goals,
+)
+
+import numpy as np  # noqa: E402
 
 from gac.data.datasets import make_dataset  # noqa: E402
 from gac.data.store import DataError  # noqa: E402
@@ -49,3 +58,20 @@ def test_other_data_is_refused(tiny_run: tuple[Path, Path], tmp_path: Path):
     with pytest.raises(DataError, match="chains"):
         load(tiny_run[0], str(other))
     assert torch.is_tensor(load(tiny_run[0], str(tiny_run[1]))[1])
+
+
+def test_fit_probe_reports_the_decoder_and_its_references(tiny_run: tuple[Path, Path]):
+    model, chains, store, _, _ = load(tiny_run[0])
+    fits = segment_mse(model, chains, store)
+    assert set(fits) == {"all", "top tenth"}
+    for group in fits.values():
+        assert set(group) == {"own plan", "random plan", "constant"}
+        assert all(math.isfinite(v) and v > 0 for v in group.values())
+    assert step_goals(store) is None  # hopper files record no goals
+    refs = mlp_references(store, None, steps=5)
+    assert list(refs) == ["MLP, state"]
+    # With a goal per step, a second MLP also sees each step's segment-end goal.
+    goals = np.random.default_rng(0).normal(size=(store.num_steps, 2)).astype(np.float32)
+    both = mlp_references(store, goals, steps=5)
+    assert list(both) == ["MLP, state", "MLP, state and goal"]
+    assert all(math.isfinite(v) for r in both.values() for v in r.values())
