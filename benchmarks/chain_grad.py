@@ -6,11 +6,11 @@
 
 Two trainers of the task's preset, identical but for ``train.chain_grad``, on one generated
 dataset (``gac.data.generators``, seed 0; ``--set`` applies to both, ``--shared-set`` to the
-shared one only, e.g. ``train.langevin_steps=1`` against today's two), timed in alternating rounds (a load changing during the run
-weighs on both alike); each update's wall time includes its batch sampling. Also printed: each
-run's mean training loss over its last round, a sanity check only. Whether the shared pass
-trains as well is a question of scores (3 seeds of `gac train` + `gac eval` per scheme), which
-this script does not answer.
+shared one only, e.g. ``train.langevin_steps=1`` against today's two), timed in alternating
+rounds (a load changing during the run weighs on both alike); each update's wall time includes
+its batch sampling. Also printed: each run's mean training loss over its last round, a sanity
+check only. Whether the shared pass trains as well is a question of scores (3 seeds of `gac
+train` + `gac eval` per scheme), which this script does not answer.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import numpy as np  # noqa: E402
 from plan_usage import (  # noqa: E402
     load,
     mlp_references,
@@ -18,8 +19,6 @@ from plan_usage import (  # noqa: E402
     segment_mse,
     step_goals,
 )
-
-import numpy as np  # noqa: E402
 
 from gac.data.datasets import make_dataset  # noqa: E402
 from gac.data.store import DataError  # noqa: E402
