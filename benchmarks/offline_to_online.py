@@ -105,7 +105,9 @@ def finetune(ckpt: Path, run_dir: Path, sets: list[str], once: list[str] | None
     row: dict[str, Any] = {
         "offline": records[0]["score"], "final": records[-1]["score"],
         "curve": [(r["env_steps"], r["score"]) for r in records],
-        "env_steps": records[-1]["env_steps"], "updates_per_stage": c.updates_per_stage,
+        # Steps actually collected: episodes that end early (locomotion) make them differ a little
+        # from the budget, which the row's "env_steps" (its setting) keeps.
+        "collected_steps": records[-1]["env_steps"], "updates_per_stage": c.updates_per_stage,
         "wall_s": sum(r["wall_s"] for r in records), "records": records}
     if once:
         args = {"episodes": c.eval_episodes, "seeds": [0], "progress": False,
@@ -118,7 +120,7 @@ def finetune(ckpt: Path, run_dir: Path, sets: list[str], once: list[str] | None
         off = probe.evaluate()["score"]
         probe.close()
         fin = evaluate_checkpoint(run_dir / "checkpoint.pt", **args).summary()["score_mean"]
-        row["once"] = {"offline": off, "final": fin, "curve": [(0, off), (row["env_steps"], fin)]}
+        row["once"] = {"offline": off, "final": fin, "curve": [(0, off), (row["collected_steps"], fin)]}
     return row
 
 
@@ -288,7 +290,7 @@ def main() -> None:
                          stages=args.stages)
             record({**peer_setting, "method": f"d3rlpy {algo}", "seed": seed,
                     "offline": r["offline_score"], "final": r["final_score"], "curve": r["curve"],
-                    "env_steps": r["env_steps"], "wall_s": r["wall_s"]})
+                    "collected_steps": r["env_steps"], "wall_s": r["wall_s"]})
 
     if not rows:
         raise SystemExit(f"no rows for this setting in {log}")

@@ -69,6 +69,14 @@ def test_locomotion_auto_and_rebrac(tmp_path: Path, monkeypatch):
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     # Locomotion plans once (no re-planning row); the peer gets the same environment steps.
     assert [r["method"] for r in rows] == ["gac auto", "d3rlpy rebrac"]
-    assert rows[1]["env_steps"] == 100 and rows[0]["env_steps"] >= 100
+    assert all(r["env_steps"] == 100 for r in rows)  # the budget: what a rerun matches on
+    assert rows[1]["collected_steps"] == 100 and rows[0]["collected_steps"] >= 100
     md = (out / "hopper-medium-replay.md").read_text()
     assert "spread over seeds" in md and "IQL" in md
+    # A report reuses both rows, although hopper's episodes made GAC collect other step counts.
+    run(monkeypatch, "--task", "hopper-medium-replay", "--seeds", "0", "--dataset", str(data),
+        "--offline-steps", "2", "--env-steps", "100", "--stages", "2", "--updates-per-stage", "2",
+        "--eval-episodes", "1", "--variants", "auto", "--peers", "rebrac",
+        "--peer-offline-steps", "2", "--peer-hidden", "8,8", "--gac-set", "online.n_envs=2",
+        "--offline-root", str(tmp_path / "offline"), "--out", str(out), "--report")
+    assert "| gac auto |" in (out / "hopper-medium-replay.md").read_text()

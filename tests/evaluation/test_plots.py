@@ -19,3 +19,10 @@ def test_mean_over_seeds_averages_the_seeds_present_at_each_x():
     xs, mean, std = mean_over_seeds([[(0, 1.0), (100, 3.0)], [(0, 3.0)]])
     assert xs == [0, 100]
     assert mean.tolist() == [2.0, 3.0] and std.tolist() == [1.0, 0.0]
+
+
+def test_mean_over_seeds_aligns_equal_length_curves_point_by_point():
+    # Episodes that end early: the seeds' stages end at slightly different step counts.
+    xs, mean, std = mean_over_seeds([[(0, 1.0), (4011, 3.0)], [(0, 3.0), (4013, 5.0)]])
+    assert xs == [0, 4012]
+    assert mean.tolist() == [2.0, 4.0] and std.tolist() == [1.0, 1.0]

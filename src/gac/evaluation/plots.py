@@ -73,8 +73,13 @@ def online_curves(records: list[dict[str, float]], returns_by_stage: list[np.nda
 
 
 def mean_over_seeds(runs: list[list[tuple[float, float]]]) -> tuple[list[float], np.ndarray, np.ndarray]:
-    """Mean and std of (x, y) curves across seeds, at every x any of them has (each x averages
-    the seeds that have it, so ragged curves need no alignment)."""
+    """Mean and std of (x, y) curves across seeds. Curves with as many points as each other are
+    aligned point by point (the k-th evaluation of every seed; x is their mean, since episodes
+    that end early make each seed's step counts differ a little); otherwise at every x any of
+    them has, averaging the seeds that have it."""
+    if len({len(run) for run in runs}) == 1:
+        pts = np.array(runs, dtype=np.float64)  # (seeds, points, 2)
+        return pts[:, :, 0].mean(0).tolist(), pts[:, :, 1].mean(0), pts[:, :, 1].std(0)
     xs = sorted({x for run in runs for x, _ in run})
     ys = [[y for run in runs for x2, y in run if x2 == x] for x in xs]
     return xs, np.array([np.mean(y) for y in ys]), np.array([np.std(y) for y in ys])
