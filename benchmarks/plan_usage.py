@@ -54,6 +54,11 @@ def nll_by_plan(model: GACModel, chains: torch.Tensor, store: TrajectoryStore, w
         return {name: float(model.step_action_nll(b, model.prior(z0))) for name, z0 in plans.items()}
 
 
+def top_tenth(store: TrajectoryStore) -> np.ndarray:
+    """The tenth of the store's segments with the highest returns (at least one), best first."""
+    return np.argsort(-store.returns, kind="stable")[: max(1, store.num_episodes // 10)]
+
+
 def segment_mse(model: GACModel, chains: torch.Tensor, store: TrajectoryStore,
                 seed: int = 0) -> dict[str, dict[str, float]]:
     """Per-dimension action MSE of the decoder over whole segments with their own plans and with
@@ -61,7 +66,7 @@ def segment_mse(model: GACModel, chains: torch.Tensor, store: TrajectoryStore,
     rng = np.random.default_rng(seed)
     y = store.returns
     groups = {"all": rng.choice(len(y), min(200, len(y)), replace=False),
-              "top tenth": np.argsort(-y, kind="stable")[: max(1, len(y) // 10)]}
+              "top tenth": top_tenth(store)}
     mean_action = torch.as_tensor(store.actions.mean(0))
     model.eval()
     out = {}
@@ -96,9 +101,8 @@ def mlp_references(store: TrajectoryStore, goals: np.ndarray | None, steps: int 
         ends = np.repeat(store.starts + store.lengths - 1, store.lengths)  # each step's segment end
         g = goals[ends].astype(np.float32)
         inputs["MLP, state and goal"] = np.concatenate([state, (g - g.mean(0)) / (g.std(0) + 1e-6)], 1)
-    top = np.argsort(-store.returns, kind="stable")[: max(1, store.num_episodes // 10)]
     top_steps = np.concatenate([np.arange(store.starts[i], store.starts[i] + store.lengths[i])
-                                for i in top])
+                                for i in top_tenth(store)])
     out = {}
     for name, x in inputs.items():
         torch.manual_seed(seed)

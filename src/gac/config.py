@@ -300,6 +300,7 @@ def choices(cls: type, name: str) -> tuple[Any, ...]:
 _AT_LEAST: dict[str, int | float] = {
     **{f"model.{k}": 1 for k in ("n_latent", "d_model", "n_layers", "n_heads", "context_steps",
                                  "max_timestep", "return_hidden", "mlp_hidden", "unet_dim")},
+    "model.plan_dim": 0,  # 0: z0 of z's shape
     **{f"train.{k}": 1 for k in ("steps", "batch_size", "window", "log_every", "checkpoint_every")},
     **{f"train.{k}": 0 for k in ("warmup_steps", "langevin_steps", "eval_every", "eval_episodes",
                                  "burn_in", "lr", "weight_decay", "langevin_noise")},
@@ -337,9 +338,6 @@ def check_config(cfg: RunConfig) -> None:
                                                           t.langevin_step_size)):
         if not value > 0:
             raise ValueError(f"{key}={value!r}: must be positive")
-    if cfg.model.plan_dim < 0:
-        raise ValueError(f"model.plan_dim={cfg.model.plan_dim}: must be 0 (z0 of z's shape) or "
-                         "positive")
     if cfg.model.plan_dim and cfg.model.prior != "mlp":
         raise ValueError(f"model.plan_dim={cfg.model.plan_dim} needs model.prior=mlp (the only "
                          f"prior that maps a plan of another width to the tokens); got "
