@@ -18,6 +18,8 @@ normalised with the dataset's stored references (R_random, R_expert). Needs the 
 - GAC-MLP and GAC-SHARED (not in the default run): GAC trained with the MLP prior instead of the
   UNet (`--set model.prior=mlp`), or with the chains' last move taken from the parameters' pass
   (`--set train.chain_grad=shared`): the speed options, scored on the same files.
+- GAC-SHARED1 (not in the default run): the shared pass with a single chain step of 0.424 =
+  0.3 * sqrt(2), the displacement of the preset's two steps: one transformer pass per update.
 - GAC-FRESH (not in the default run): GAC whose parameters' pass scores a fresh window of each
   trajectory (`--set train.param_window=fresh`).
 - DT: d3rlpy's reproduction settings (reproductions/offline/decision_transformer.py: width 128,
@@ -58,17 +60,23 @@ from gac.tasks.gym_adapter import make_gym_env
 
 DATASETS = ("hopper-medium", "hopper-medium-replay", "walker2d-medium", "walker2d-medium-replay",
             "halfcheetah-medium", "halfcheetah-medium-replay")
-ALGOS = ("gac", "gac-elite", "gac-refine", "gac-mlp", "gac-shared", "gac-fresh", "dt", "iql",
-         "bc")
+ALGOS = ("gac", "gac-elite", "gac-refine", "gac-mlp", "gac-shared", "gac-shared1", "gac-fresh",
+         "dt", "iql", "bc")
 # GAC columns: one trained run per dataset and seed, evaluated with each plan mode (None: the
 # preset's).
 GAC_MODES: dict[str, str | None] = {"gac": None, "gac-elite": "elite", "gac-refine": "refine",
-                                     "gac-mlp": None, "gac-shared": None, "gac-fresh": None}
+                                     "gac-mlp": None, "gac-shared": None, "gac-shared1": None,
+                                     "gac-fresh": None}
 # Columns that train their own GAC: issue 18's speed options, scored on quality (the MLP prior
 # instead of the UNet; the chains' last move sharing the parameters' pass), and the parameters'
 # pass on a fresh window of each trajectory (docs/design-notes.md, "the plan fitted to one window").
 GAC_TRAIN_SETS: dict[str, list[str]] = {"gac-mlp": ["model.prior=mlp"],
                                         "gac-shared": ["train.chain_grad=shared"],
+                                        # one pass per update: a single chain step of s*sqrt(2),
+                                        # the drift (and noise) of the preset's two steps of s
+                                        "gac-shared1": ["train.chain_grad=shared",
+                                                        "train.langevin_steps=1",
+                                                        "train.langevin_step_size=0.424"],
                                         "gac-fresh": ["train.param_window=fresh"]}
 
 

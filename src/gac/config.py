@@ -94,6 +94,11 @@ class InferenceConfig:
     # 1,400 plans at 100k steps, 1,280 of 14,000 at 1M; docs/design-notes.md).
     local_share: float = 0.1
     local_dims: int = 0
+    # local, stitch: above 0, the candidates are instead the segments whose first observation
+    # lies within this distance of the current state (mazes: a cell is 1 unit, walls are whole
+    # cells, so 0.5-1 never reaches across a wall), falling back to the local_share nearest
+    # where none does. A count reaches into neighbouring cells wherever the data are sparse.
+    local_radius: float = 0.0
     # stitch: segment i leads to segment j where j's first observation lies within
     # `stitch_radius` of i's last (in local_dims' metric); values are discounted by
     # stitch_gamma per step of a segment.
@@ -306,7 +311,7 @@ _AT_LEAST: dict[str, int | float] = {
                                  "burn_in", "lr", "weight_decay", "langevin_noise")},
     **{f"inference.{k}": 1 for k in ("n_starts", "elite_episodes")},
     **{f"inference.{k}": 0 for k in ("ascent_steps", "langevin_steps", "langevin_noise",
-                                     "replan_every", "local_dims")},
+                                     "replan_every", "local_dims", "local_radius")},
     **{f"online.{k}": 1 for k in ("stages", "n_envs", "collector_actors", "collect_shards",
                                   "eval_episodes")},
     **{f"online.{k}": 0 for k in ("updates_per_stage", "explore_steps")},

@@ -232,6 +232,23 @@ def test_local_takes_the_best_return_among_the_nearest_starts(model):
     assert not torch.equal(out_all, out)
 
 
+def test_local_radius_ranks_the_starts_within_it_and_falls_back_to_the_share(model):
+    z = torch.randn(6, 4, 32, generator=torch.Generator().manual_seed(4))
+    starts = torch.zeros(6, 5)
+    starts[:, 0] = torch.tensor([0.0, 0.3, 0.9, 5.0, 5.1, 9.0])
+    returns = torch.tensor([1.0, 0.0, 7.0, 0.0, 0.0, 50.0]).numpy()
+    bank = PlanBank(z, returns, starts)
+    # State 0: plans 0 and 1 lie within 0.5, plan 2 (return 7) does not. State 1: plans 3 and
+    # 4 tie at 0, the nearer (4) wins. State 2 (at 7): none within 0.5, so the share's nearest
+    # half (5, 4, 3) decides: plan 5.
+    states = torch.tensor([[0.1, 0, 0, 0, 0], [5.08, 0, 0, 0, 0], [7.0, 0, 0, 0, 0.0]])
+    cfg = InferenceConfig(mode="local", local_share=0.5, local_dims=2, local_radius=0.5)
+    torch.testing.assert_close(plan(model, states, cfg, bank=bank), z[[0, 4, 5]])
+    # Without the radius, state 0's nearest half (0, 1, 2) holds plan 2's return of 7.
+    cfg.local_radius = 0.0
+    torch.testing.assert_close(plan(model, states, cfg, bank=bank)[0], z[2])
+
+
 def test_local_needs_first_observations(model, s0):
     z = torch.randn(5, 4, 32)
     with pytest.raises(ValueError, match="first observations"):

@@ -221,13 +221,23 @@ def stitched_values(model: GACModel, bank: PlanBank, gamma: float, radius: float
 
 def _best_near(model: GACModel, s0: Tensor, cfg: InferenceConfig, bank: PlanBank,
                labels: Tensor) -> Tensor:
-    """The plan of the highest-``labels`` segment among the ``local_share`` of them whose first
-    observation lies nearest each state."""
+    """The plan of the highest-``labels`` segment among the candidates for each state: the
+    segments whose first observation lies within ``local_radius`` of it (if positive and any
+    does), else the ``local_share`` of them that start nearest."""
     with torch.no_grad():
         k = max(1, round(cfg.local_share * len(bank.starts)))
         near = _nearest(model, s0, bank.starts, k, cfg.local_dims)
-        best = labels.to(near.device)[near].argmax(dim=1)  # the first: nearest among equals
+        labels = labels.to(near.device)
+        best = labels[near].argmax(dim=1)  # the first: nearest among equals
         pick = near[torch.arange(len(near), device=near.device), best]
+        if cfg.local_radius > 0:
+            dist = torch.cdist(_in_metric(model, s0, cfg.local_dims),
+                               _in_metric(model, bank.starts, cfg.local_dims))  # (B, N)
+            scored = torch.where(dist <= cfg.local_radius, labels[None, :], -torch.inf)
+            top = scored.max(dim=1, keepdim=True).values
+            # the nearest among the best, as above; rows with no start inside keep the share's
+            inside = torch.where(scored == top, dist, torch.inf).argmin(dim=1)
+            pick = torch.where(top[:, 0] > -torch.inf, inside, pick)
     p = model.obs_mean
     return bank.z0[pick.to(bank.z0.device)].to(device=p.device, dtype=p.dtype)
 
