@@ -3,10 +3,13 @@
     python benchmarks/chain_grad.py [--task pointmaze-umaze-goal] [--updates 60] [--rounds 4]
                                     [--threads 1] [--steps 30000] [--set SECTION.FIELD=VALUE]
                                     [--shared-set SECTION.FIELD=VALUE]
+                                    [--exact-set SECTION.FIELD=VALUE]
 
 Two trainers of the task's preset, identical but for ``train.chain_grad``, on one generated
 dataset (``gac.data.generators``, seed 0; ``--set`` applies to both, ``--shared-set`` to the
-shared one only, e.g. ``train.langevin_steps=1`` against today's two), timed in alternating
+shared one only, e.g. ``train.langevin_steps=1`` against two; ``--exact-set`` to the exact one
+only: the maze2d presets train shared with one step, so their exact scheme of two steps of 0.3
+is ``--exact-set train.langevin_steps=2 --exact-set train.langevin_step_size=0.3``), timed in alternating
 rounds (a load changing during the run weighs on both alike); each update's wall time includes
 its batch sampling. Also printed: each run's mean training loss over its last round, a sanity
 check only. Whether the shared pass trains as well is a question of scores (3 seeds of `gac
@@ -41,13 +44,15 @@ def main() -> None:
                         help="config override of both runs, e.g. --set train.batch_size=64")
     parser.add_argument("--shared-set", dest="shared_overrides", action="append", default=[],
                         help="config override of the shared run only, e.g. train.langevin_steps=1")
+    parser.add_argument("--exact-set", dest="exact_overrides", action="append", default=[],
+                        help="config override of the exact run only, e.g. train.langevin_steps=2")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
     store, _ = generate(task, args.steps, seed=0, progress=False, reference_episodes=0)
     trainers = {}
     for scheme in SCHEMES:
-        own = args.shared_overrides if scheme == "shared" else []
+        own = args.shared_overrides if scheme == "shared" else args.exact_overrides
         cfg = apply_overrides(preset(args.task), [f"train.threads={args.threads}",
                                                   *args.overrides, *own,
                                                   f"train.chain_grad={scheme}"])

@@ -450,12 +450,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # the controller (medium, per-dimension action MSE 0.513 with the segment's own plan, a
     # constant 0.611, an MLP behaviour cloner 0.186); with it 0.344. Benchmark, 3 seeds: umaze
     # 28.6 (linear 29.8), medium -4.8 (linear -5.8), exploitation on medium -2.8 (-5.8).
+    # One transformer pass per update (chain_grad=shared, one chain step of 0.3 * sqrt(2), the
+    # two steps' displacement): 2.12x the updates/s, and, paired on one machine (3 seeds, the
+    # benchmark's files), umaze 26.5 vs 21.7 and medium -3.4 vs -5.4 (stitch 0.3 vs -3.0):
+    # the parameters then see each chain as an earlier window left it, as with param_window=fresh.
     **{f"maze2d-{name}": {
         "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": horizon,
                   "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True,
                   "state_encoder": "mlp"},
         "train": {"steps": steps, "batch_size": batch, "window": 8, "lr": 1e-3,
-                  "posterior_temperature": 1.0, "langevin_noise": 0.0},
+                  "posterior_temperature": 1.0, "langevin_noise": 0.0,
+                  "chain_grad": "shared", "langevin_steps": 1, "langevin_step_size": 0.424},
         "inference": {"mode": "local", "local_share": 0.1, "local_dims": 2, "replan_every": 5},
         "online": {"env_steps": 48 * horizon},  # 3 stages of 16 episodes
     } for name, horizon, steps, batch in (("umaze", 300, 2000, 128), ("medium", 600, 3000, 128),
