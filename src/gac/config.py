@@ -98,6 +98,7 @@ class InferenceConfig:
     # lies within this distance of the current state (mazes: a cell is 1 unit, walls are whole
     # cells, so 0.5-1 never reaches across a wall), falling back to the local_share nearest
     # where none does. A count reaches into neighbouring cells wherever the data are sparse.
+    # No preset uses it: on maze2d-medium it did not beat the share (docs/design-notes.md).
     local_radius: float = 0.0
     # stitch: segment i leads to segment j where j's first observation lies within
     # `stitch_radius` of i's last (in local_dims' metric); values are discounted by
