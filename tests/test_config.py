@@ -137,3 +137,10 @@ def test_fingerprint_covers_changed_fields_of_its_sections_only():
     # earlier behaviour leaves the fingerprints of earlier runs as they were.
     hidden = ModelConfig().state_hidden
     assert fingerprint(umaze(f"model.state_hidden={hidden}")) == fingerprint(umaze())
+
+
+def test_overrides_leave_the_given_config_as_it_was():
+    base = preset("maze2d-umaze")
+    lr = base.train.lr
+    changed = apply_overrides(base, ["train.lr=0.123"])
+    assert changed.train.lr == 0.123 and base.train.lr == lr

@@ -272,8 +272,9 @@ SECTIONS = ("data", "model", "train", "inference", "online")
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply ``section.field=value`` strings (e.g. ``train.lr=1e-4``) to a config, then check it
-    (``check_config``)."""
+    """A copy of ``cfg`` with ``section.field=value`` strings (e.g. ``train.lr=1e-4``) applied,
+    checked (``check_config``); ``cfg`` itself is left as it was."""
+    cfg = replace(cfg)  # sections are replaced below, never changed in place
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ValueError(f"override {item!r}: expected SECTION.FIELD=VALUE, e.g. train.lr=1e-4")
