@@ -287,6 +287,18 @@ def test_stitched_values_are_the_best_discounted_chain_return(model):
     torch.testing.assert_close(alone, torch.tensor([0.0, 5.0, 0.0, 1.0]))
 
 
+def test_stitched_values_on_every_entry_follow_the_models_normalisation(model):
+    from gac.inference.modes import stitched_values
+
+    bank = _chain_bank()
+    near = stitched_values(model, bank, gamma=0.9, radius=0.5, dims=0)
+    model.set_normalisation(torch.zeros(5), torch.full((5,), 10.0), 100.0)  # 10x closer
+    wide = stitched_values(model, bank, gamma=0.9, radius=0.5, dims=0)
+    assert not torch.equal(near, wide)  # recomputed for the new statistics, not the memo
+    model.set_normalisation(torch.zeros(5), torch.ones(5), 100.0)
+    torch.testing.assert_close(stitched_values(model, bank, gamma=0.9, radius=0.5, dims=0), near)
+
+
 def test_stitch_prefers_the_segment_that_leads_to_return(model):
     bank = _chain_bank()
     state = torch.tensor([[0.1, 0.0, 0, 0, 0]])  # nearest starts: A (0.1), then D (0.22)

@@ -187,7 +187,10 @@ def stitched_values(model: GACModel, bank: PlanBank, gamma: float, radius: float
     chain of data segments that begins with i. Returns only, no step rewards: it is value
     iteration on the graph of segments that the data could have joined end to start. Memoised
     on the bank; (N,) on the model's device."""
-    key = (gamma, radius, dims)
+    # Nearness on every entry (dims 0) is measured after the model's normalisation, so the
+    # statistics are part of the key: one bank may serve models normalised differently.
+    stats = () if dims else (tuple(model.obs_mean.tolist()), tuple(model.obs_std.tolist()))
+    key = (gamma, radius, dims, stats)
     if key in bank._values:
         return bank._values[key]
     if bank.ends is None or bank.lengths is None:
