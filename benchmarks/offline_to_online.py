@@ -234,7 +234,9 @@ def main() -> None:
     # GAC rows hold the inference settings they ran with: a changed preset runs them again.
     plans = inference_sets(task.name)
     setting["inference"] = plans
-    plans_id = hashlib.sha1(json.dumps(plans).encode()).hexdigest()[:8]
+    # Run folders are named by every setting a row is logged under (the budget included), so
+    # that runs of another budget never resume one another's checkpoints.
+    run_id = hashlib.sha1(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:8]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "results.jsonl"
@@ -268,7 +270,7 @@ def main() -> None:
                 continue
             ckpt = ckpt or offline_checkpoint(path, seed, args.offline_steps,
                                               Path(args.offline_root))
-            run_dir = out / f"{path.stem}-{method.replace(' ', '-')}-{env_steps}-{plans_id}-s{seed}"
+            run_dir = out / f"{path.stem}-{method.replace(' ', '-')}-{env_steps}-{run_id}-s{seed}"
             # The offline checkpoint's saved inference settings may be older than the preset's.
             once = ([*inference_sets(task.name),
                      *(x for x in args.gac_set if x.startswith("inference."))]

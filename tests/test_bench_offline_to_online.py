@@ -80,3 +80,11 @@ def test_locomotion_auto_and_rebrac(tmp_path: Path, monkeypatch):
         "--peer-offline-steps", "2", "--peer-hidden", "8,8", "--gac-set", "online.n_envs=2",
         "--offline-root", str(tmp_path / "offline"), "--out", str(out), "--report")
     assert "| gac auto |" in (out / "hopper-medium-replay.md").read_text()
+    # Another refit budget in the same folder is a run of its own, not a resume of the first
+    # (whose checkpoint holds the other updates_per_stage).
+    run(monkeypatch, "--task", "hopper-medium-replay", "--seeds", "0", "--dataset", str(data),
+        "--offline-steps", "2", "--env-steps", "100", "--stages", "2", "--updates-per-stage", "3",
+        "--eval-episodes", "1", "--variants", "auto", "--gac-set", "online.n_envs=2",
+        "--offline-root", str(tmp_path / "offline"), "--out", str(out))
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["updates_per_stage"] for r in rows if r["method"] == "gac auto"] == [2, 3]
