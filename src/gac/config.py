@@ -182,6 +182,12 @@ class OnlineConfig:
     # Share of trained steps drawn from online episodes (None: in proportion to their steps,
     # i.e. no reweighting); like the offline/online mixing ratio of Cal-QL-style fine-tuning.
     online_share: float | None = None
+    # The plans that the bank modes (local, stitch, elite, select, refine) choose from. "all":
+    # every training episode's, collected ones included. "offline": the offline data's only;
+    # collected episodes still train the model. On maze2d the collected episodes are whole
+    # evaluation episodes among goal segments, on another return scale, and as bank plans they
+    # lowered the choice (docs/design-notes.md, "Offline-to-online: collected plans in the bank").
+    plan_bank: Literal["all", "offline"] = "all"
     eval_episodes: int = 50
     n_envs: int = 16
     # A group of episodes is played in `collect_shards` shards, each with its own batch,

@@ -106,6 +106,8 @@ def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cp
             bank = PlanBank(state["chains"]["z"], state["episode_returns"],
                             state.get("episode_first_obs"), state.get("episode_last_obs"),
                             state.get("episode_lengths"))  # None: written before they were
+            if state.get("plan_bank_size") is not None:  # online.plan_bank=offline
+                bank = bank.head(state["plan_bank_size"])
     except CheckpointError:
         raise
     except RuntimeError as exc:

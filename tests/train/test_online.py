@@ -244,3 +244,21 @@ def test_exploration_can_start_from_the_modes_own_plans(tiny_maze_path, tmp_path
     prior = exploration_planner(model, icfg, replace(run.cfg, explore_from="prior"), 50.0, 3,
                                 run.trainer.plan_bank)  # chains from prior samples
     assert not torch.allclose(prior(s0, torch.Generator().manual_seed(1)), mine)
+
+
+def test_an_offline_plan_bank_offers_the_offline_plans_only(tiny_maze_path, tmp_path):
+    from gac.runs import load_policy
+
+    run = make_run(tiny_maze_path, tmp_path / "run", ["online.plan_bank=offline"])
+    n0 = run.trainer.store.num_episodes
+    run.run(progress=False, log=lambda *_: None)
+    assert run.trainer.store.num_episodes > n0  # the collected episodes train the model...
+    bank = run.trainer.plan_bank
+    assert len(bank.returns) == len(bank.z0) == len(bank.starts) == n0  # ...but are not offered
+    torch.testing.assert_close(bank.z0, run.trainer.chains.z[:n0])
+    saved = load_policy(tmp_path / "run" / "checkpoint.pt").bank
+    assert len(saved.returns) == n0 and len(saved.lengths) == n0
+    # The default offers every episode's plan.
+    full = make_run(tiny_maze_path, tmp_path / "full")
+    full.run(progress=False, log=lambda *_: None)
+    assert len(full.trainer.plan_bank.returns) == full.trainer.store.num_episodes > n0

@@ -76,7 +76,7 @@ class PlanBank:
                 raise ValueError(f"plan bank: {lengths.shape} lengths for {len(returns)} plans")
         self.z0, self.returns, self.starts, self.ends, self.lengths = (z0, returns, starts, ends,
                                                                       lengths)
-        self._values: dict[tuple[float, float, int], Tensor] = {}  # stitched values, memoised
+        self._values: dict[tuple, Tensor] = {}  # stitched values, memoised
 
     @staticmethod
     def _rows(x: np.ndarray | Tensor | None, n: int, what: str) -> Tensor | None:
@@ -92,6 +92,11 @@ class PlanBank:
                               np.ndarray | None]:
         """What the bank is made of, for ``PlanBank(*arrays)`` elsewhere (Ray actors)."""
         return self.z0.detach().cpu(), self.returns, self.starts, self.ends, self.lengths
+
+    def head(self, n: int) -> PlanBank:
+        """The bank of the first ``n`` plans (views of this one's arrays)."""
+        rows = (None if x is None else x[:n] for x in (self.starts, self.ends, self.lengths))
+        return PlanBank(self.z0[:n], self.returns[:n], *rows)
 
     def top(self, k: int) -> Tensor:
         """The plans of the ``k`` highest-return episodes (k, n_latent, d), best first."""

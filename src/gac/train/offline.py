@@ -94,6 +94,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.n_initial = store.num_episodes  # episodes after it were added by add_episodes
+        self.bank_size: int | None = None  # plans the bank offers: the first N (None: all)
         self.episode_weights: np.ndarray | None = None  # sampling weights (None: by length)
 
     @property
@@ -101,8 +102,9 @@ class Trainer:
         """The training episodes' plans (the chains, by reference), returns, first and last
         observations and lengths: what the elite, refine, select, local and stitch modes
         choose from."""
-        return PlanBank(self.chains.z, self.store.returns, self.first_observations(),
+        bank = PlanBank(self.chains.z, self.store.returns, self.first_observations(),
                         self.last_observations(), self.store.lengths)
+        return bank if self.bank_size is None else bank.head(self.bank_size)
 
     def first_observations(self) -> np.ndarray:
         """Each episode's first observation (N, obs_dim): where its plan starts."""
@@ -299,6 +301,7 @@ class Trainer:
             "episode_first_obs": np.array(self.first_observations(), dtype=np.float32),
             "episode_last_obs": np.array(self.last_observations(), dtype=np.float32),
             "episode_lengths": np.asarray(self.store.lengths, dtype=np.int64).copy(),
+            "plan_bank_size": self.bank_size,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "langevin": self.gen.get_state(),

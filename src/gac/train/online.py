@@ -110,6 +110,8 @@ class OnlineRun:
         self.run_dir = Path(run_dir)
         self.ref = ref
         self.n_offline = trainer.store.num_episodes
+        if self.cfg.plan_bank == "offline":
+            trainer.bank_size = self.n_offline
         self.rule = DeltaYRule(self.cfg)
         self.stage = 0  # stages finished
         self.stage_steps = 0  # environment steps collected in the current stage
