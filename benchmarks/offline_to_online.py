@@ -229,8 +229,9 @@ def main() -> None:
                "offline_steps": args.offline_steps, "data_steps": args.data_steps,
                "dataset": args.dataset,
                "gac_set": args.gac_set}
-    peer_setting = {**setting, "peer_offline_steps": args.peer_offline_steps,
-                    "peer_hidden": args.peer_hidden}
+    # Peers do not depend on GAC's overrides: their rows count whatever --gac-set says.
+    peer_setting = {**{k: v for k, v in setting.items() if k != "gac_set"},
+                    "peer_offline_steps": args.peer_offline_steps, "peer_hidden": args.peer_hidden}
     # GAC rows hold the inference settings they ran with: a changed preset runs them again.
     plans = inference_sets(task.name)
     setting["inference"] = plans

@@ -55,6 +55,9 @@ def test_maze2d_variants_sweep_replanning_and_peers(tmp_path: Path, monkeypatch,
     run(monkeypatch, *argv, "--report")
     assert len((out / "results.jsonl").read_text().splitlines()) == len(rows)
     assert "| gac dy=5 |" in capsys.readouterr().out
+    # Another GAC override leaves the peers' rows valid: they never saw it.
+    run(monkeypatch, *argv, "--gac-set", "online.explore_steps=2", "--report")
+    assert "| d3rlpy iql |" in capsys.readouterr().out
 
 
 def test_locomotion_auto_and_rebrac(tmp_path: Path, monkeypatch):
