@@ -445,10 +445,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True},
         "train": {"steps": steps, "batch_size": batch, "window": 8, "lr": 1e-3,
                   "posterior_temperature": 100.0},
-        # 3 stages of 16 episodes; the bank keeps the offline goal segments only (maze2d-medium,
-        # 3 seeds, 7,200 steps: gain without exploration -2.0 against -8.7 with every episode's
-        # plans, with automatic exploration -3.4 against -4.1; docs/design-notes.md)
-        "online": {"env_steps": 48 * horizon, "plan_bank": "offline"},
+        "online": {"env_steps": 48 * horizon},  # 3 stages of 16 episodes
     } for name, horizon, steps, batch in (("umaze", 300, 2000, 128), ("medium", 600, 3000, 128),
                                           ("large", 800, 4000, 256))},
     # D4RL's maze2d. No goal in the observation, so a segment's actions are explained only by
