@@ -234,13 +234,17 @@ def _best_near(model: GACModel, s0: Tensor, cfg: InferenceConfig, bank: PlanBank
     does), else the ``local_share`` of them that start nearest."""
     with torch.no_grad():
         k = max(1, round(cfg.local_share * len(bank.starts)))
-        near = _nearest(model, s0, bank.starts, k, cfg.local_dims)
+        dist = None
+        if cfg.local_radius > 0:  # every distance is needed: the share's nearest come from it
+            dist = torch.cdist(_in_metric(model, s0, cfg.local_dims),
+                               _in_metric(model, bank.starts, cfg.local_dims))  # (B, N)
+            near = dist.topk(min(k, dist.shape[1]), dim=1, largest=False).indices
+        else:
+            near = _nearest(model, s0, bank.starts, k, cfg.local_dims)
         labels = labels.to(near.device)
         best = labels[near].argmax(dim=1)  # the first: nearest among equals
         pick = near[torch.arange(len(near), device=near.device), best]
-        if cfg.local_radius > 0:
-            dist = torch.cdist(_in_metric(model, s0, cfg.local_dims),
-                               _in_metric(model, bank.starts, cfg.local_dims))  # (B, N)
+        if dist is not None:
             scored = torch.where(dist <= cfg.local_radius, labels[None, :], -torch.inf)
             top = scored.max(dim=1, keepdim=True).values
             # the nearest among the best, as above; rows with no start inside keep the share's
