@@ -102,8 +102,8 @@ def decode(task_name: str, args: argparse.Namespace, n_envs: int = 16, steps: in
 
     @torch.compile(dynamic=False)
     def layers(x: torch.Tensor, cache: decoding.DecodeCache) -> torch.Tensor:
-        for block, cross, alone in zip(tf.blocks, cache.cross, cache.alone, strict=True):
-            x = decoding._block_alone(block, x, cross, alone)
+        for block, alone in zip(tf.blocks, cache.alone, strict=True):
+            x = decoding._block_alone(block, x, alone)
         return tf.head(x[:, -1])
 
     def eager() -> torch.Tensor:

@@ -173,3 +173,17 @@ def test_folded_self_attention_is_the_value_then_output_projection():
         v = torch.nn.functional.linear(x, attn.qkv.weight[2 * d:], attn.qkv.bias[2 * d:])
         assert torch.allclose(torch.nn.functional.linear(x, *fold_alone(attn)), attn.proj(v),
                               atol=1e-6)
+
+
+@pytest.mark.parametrize("context_steps", [1, K])
+def test_cached_matches_uncached_with_trained_layer_norms(context_steps):
+    # Fresh LayerNorms are the identity (gamma 1, beta 0), so a wrong fold of their affine
+    # part into the next linear would go unseen; random ones make every fold count.
+    model = make_model("identity", context_steps=context_steps)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for module in model.transformer.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=g) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=g))
+    assert rollout_gap(model, 3 * context_steps + 2) < 1e-5

@@ -102,9 +102,9 @@ class DecodeCache:
     """
 
     cross: list[FoldedCross]  # per layer
-    # One-step context only: per layer, the self-attention's value and output projections
-    # folded into one (weight, bias), see ``fold_alone``; empty otherwise.
-    alone: list[tuple[Tensor, Tensor]]
+    # One-step context only: per layer, the block as ``fold_layer_alone`` folds it; empty
+    # otherwise.
+    alone: list[AloneLayer]
     kv: Tensor  # (n_layers, B, 2K + 2, 2d): [keys | values], heads side by side
     tables: DecodeTables
     n_heads: int
@@ -227,12 +227,57 @@ def fold_alone(attn: SelfAttention) -> tuple[Tensor, Tensor]:
     return w_p @ w_v, torch.addmv(b_p, w_p, b_v)
 
 
-def _block_alone(block: Block, x: Tensor, cross: FoldedCross,
-                 alone: tuple[Tensor, Tensor]) -> Tensor:
-    """``Block.forward`` for tokens (B, 1, d) that attend to themselves only, with the
-    self-attention folded by ``fold_alone``."""
-    y = F.linear(_layer_norm(block.ln1, x), *alone)
-    return _block_rest(block, x + _dropout(block, y), cross)
+def _fold_norm(ln: nn.LayerNorm, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    """linear(ln(x)) = x_hat (W diag(gamma))^T + (W beta + b), x_hat the LayerNorm without its
+    affine part: the affine folds into the linear that follows."""
+    folded_bias = weight @ ln.bias if bias is None else torch.addmv(bias, weight, ln.bias)
+    return weight * ln.weight, folded_bias
+
+
+@dataclass
+class AloneLayer:
+    """One block for tokens that attend to themselves only, folded once per episode: each
+    LayerNorm's affine part folded into what follows it, the self-attention into one linear
+    (``fold_alone``), the cross-attention with the plans (``fold_cross``). A decoding step is
+    then a dozen tensor ops per layer with no module in between (about 1.7x per 16-env step on
+    pointmaze-umaze-goal, benchmarks/compile.py)."""
+
+    attn: tuple[Tensor, Tensor]  # ln1 and the self-attention
+    cross: FoldedCross  # ln2 folded into its keys and bias
+    up: tuple[Tensor, Tensor]  # ln3 and the MLP's first linear
+    down: tuple[Tensor, Tensor]
+    eps: tuple[float, float, float]  # ln1, ln2, ln3
+    approximate: str  # the MLP's GELU
+
+
+def fold_layer_alone(block: Block, cross: FoldedCross) -> AloneLayer:
+    up, act, down = block.mlp
+    ln2 = block.ln2
+    return AloneLayer(
+        attn=_fold_norm(block.ln1, *fold_alone(block.attn)),
+        # scores = (x_hat gamma + beta) @ keys + bias
+        cross=FoldedCross(cross.keys * ln2.weight[:, None],
+                          cross.bias + torch.einsum("d,bdk->bk", ln2.bias, cross.keys)[:, None],
+                          cross.values),
+        up=_fold_norm(block.ln3, up.weight, up.bias),
+        down=(down.weight, down.bias),
+        eps=(block.ln1.eps, ln2.eps, block.ln3.eps),
+        approximate=act.approximate,
+    )
+
+
+def _block_alone(block: Block, x: Tensor, folded: AloneLayer) -> Tensor:
+    """``Block.forward`` for tokens (B, 1, d) that attend to themselves only, with the block
+    folded by ``fold_layer_alone``."""
+    shape = x.shape[-1:]
+    e1, e2, e3 = folded.eps
+    y = F.linear(torch.layer_norm(x, shape, eps=e1), *folded.attn)
+    x = x + _dropout(block, y)
+    y = _cross_attention(block.cross, torch.layer_norm(x, shape, eps=e2), folded.cross)
+    x = x + _dropout(block, y)
+    h = F.gelu(F.linear(torch.layer_norm(x, shape, eps=e3), *folded.up),
+               approximate=folded.approximate)
+    return x + _dropout(block, F.linear(h, *folded.down))
 
 
 def _block_rest(block: Block, x: Tensor, cross: FoldedCross) -> Tensor:
@@ -255,9 +300,11 @@ def start(tf: TrajectoryTransformer, z: Tensor) -> DecodeCache:
     if key not in _TABLES:
         _TABLES[key] = DecodeTables(tf.context_steps, tf.n_heads, tf.head_dim, z.device, z.dtype)
     shape = (len(tf.blocks), z.shape[0], 2 * tf.context_steps + 2, 2 * tf.d_model)
+    cross = [fold_cross(block.cross, z) for block in tf.blocks]
     return DecodeCache(
-        cross=[fold_cross(block.cross, z) for block in tf.blocks],
-        alone=[fold_alone(block.attn) for block in tf.blocks] if tf.context_steps == 1 else [],
+        cross=cross,
+        alone=[fold_layer_alone(block, c) for block, c in zip(tf.blocks, cross, strict=True)]
+        if tf.context_steps == 1 else [],
         kv=z.new_zeros(shape),
         tables=_TABLES[key],
         n_heads=tf.n_heads,
@@ -297,8 +344,8 @@ def decode_state(tf: TrajectoryTransformer, cache: DecodeCache, obs: Tensor,
         x = tf.drop(x)
     if tf.context_steps == 1:
         # A state token sees only itself: no past token, no K/V ring, no action token.
-        for block, cross, alone in zip(tf.blocks, cache.cross, cache.alone, strict=True):
-            x = _block_alone(block, x, cross, alone)
+        for block, alone in zip(tf.blocks, cache.alone, strict=True):
+            x = _block_alone(block, x, alone)
         hidden = x[:, -1]
     else:
         hidden = _decode_chunk(tf, cache, x)
