@@ -104,7 +104,7 @@ def decode(task_name: str, args: argparse.Namespace, n_envs: int = 16, steps: in
     def layers(x: torch.Tensor, cache: decoding.DecodeCache) -> torch.Tensor:
         for block, alone in zip(tf.blocks, cache.alone, strict=True):
             x = decoding._block_alone(block, x, alone)
-        return tf.head(x[:, -1])
+        return decoding._head_alone(tf, x, cache.head)
 
     def eager() -> torch.Tensor:
         with torch.inference_mode():
@@ -133,8 +133,7 @@ def decode(task_name: str, args: argparse.Namespace, n_envs: int = 16, steps: in
         with torch.inference_mode():
             cache = model.start_episode(z)
             for _ in range(steps):
-                a = layers(tf.embed_state(model.normalise_obs(obs))[:, None],
-                           cache)
+                a = layers(tf.embed_state(model.normalise_obs(obs)), cache)
         return a
 
     t0 = time.perf_counter()

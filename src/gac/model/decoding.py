@@ -105,6 +105,7 @@ class DecodeCache:
     # One-step context only: per layer, the block as ``fold_layer_alone`` folds it; empty
     # otherwise.
     alone: list[AloneLayer]
+    head: tuple[Tensor, Tensor] | None  # one-step context only: ``fold_head``
     kv: Tensor  # (n_layers, B, 2K + 2, 2d): [keys | values], heads side by side
     tables: DecodeTables
     n_heads: int
@@ -229,9 +230,20 @@ def fold_alone(attn: SelfAttention) -> tuple[Tensor, Tensor]:
 
 def _fold_norm(ln: nn.LayerNorm, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
     """linear(ln(x)) = x_hat (W diag(gamma))^T + (W beta + b), x_hat the LayerNorm without its
-    affine part: the affine folds into the linear that follows."""
+    affine part: the affine folds into the linear that follows. Returned as (W^T, b) for
+    ``_affine``."""
     folded_bias = weight @ ln.bias if bias is None else torch.addmv(bias, weight, ln.bias)
-    return weight * ln.weight, folded_bias
+    return _transposed(weight * ln.weight, folded_bias)
+
+
+def _transposed(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    # addmm on a contiguous (in, out) weight skips F.linear's transpose view: about 1.4x per
+    # small (16 x 64 -> 256) product on one CPU thread.
+    return weight.t().contiguous(), bias
+
+
+def _affine(x: Tensor, wb: tuple[Tensor, Tensor]) -> Tensor:
+    return torch.addmm(wb[1], x, wb[0])
 
 
 @dataclass
@@ -239,10 +251,9 @@ class AloneLayer:
     """One block for tokens that attend to themselves only, folded once per episode: each
     LayerNorm's affine part folded into what follows it, the self-attention into one linear
     (``fold_alone``), the cross-attention with the plans (``fold_cross``). A decoding step is
-    then a dozen tensor ops per layer with no module in between (about 1.7x per 16-env step on
-    pointmaze-umaze-goal, benchmarks/compile.py)."""
+    then a dozen tensor ops per layer on (B, d) rows, with no module in between."""
 
-    attn: tuple[Tensor, Tensor]  # ln1 and the self-attention
+    attn: tuple[Tensor, Tensor]  # ln1 and the self-attention, (W^T, b)
     cross: FoldedCross  # ln2 folded into its keys and bias
     up: tuple[Tensor, Tensor]  # ln3 and the MLP's first linear
     down: tuple[Tensor, Tensor]
@@ -260,24 +271,32 @@ def fold_layer_alone(block: Block, cross: FoldedCross) -> AloneLayer:
                           cross.bias + torch.einsum("d,bdk->bk", ln2.bias, cross.keys)[:, None],
                           cross.values),
         up=_fold_norm(block.ln3, up.weight, up.bias),
-        down=(down.weight, down.bias),
+        down=_transposed(down.weight, down.bias),
         eps=(block.ln1.eps, ln2.eps, block.ln3.eps),
         approximate=act.approximate,
     )
 
 
 def _block_alone(block: Block, x: Tensor, folded: AloneLayer) -> Tensor:
-    """``Block.forward`` for tokens (B, 1, d) that attend to themselves only, with the block
+    """``Block.forward`` for tokens x (B, d) that attend to themselves only, with the block
     folded by ``fold_layer_alone``."""
     shape = x.shape[-1:]
     e1, e2, e3 = folded.eps
-    y = F.linear(torch.layer_norm(x, shape, eps=e1), *folded.attn)
-    x = x + _dropout(block, y)
-    y = _cross_attention(block.cross, torch.layer_norm(x, shape, eps=e2), folded.cross)
-    x = x + _dropout(block, y)
-    h = F.gelu(F.linear(torch.layer_norm(x, shape, eps=e3), *folded.up),
+    x = x + _dropout(block, _affine(torch.layer_norm(x, shape, eps=e1), folded.attn))
+    y = _cross_attention(block.cross, torch.layer_norm(x, shape, eps=e2)[:, None], folded.cross)
+    x = x + _dropout(block, y[:, 0])
+    h = F.gelu(_affine(torch.layer_norm(x, shape, eps=e3), folded.up),
                approximate=folded.approximate)
-    return x + _dropout(block, F.linear(h, *folded.down))
+    return x + _dropout(block, _affine(h, folded.down))
+
+
+def fold_head(tf: TrajectoryTransformer) -> tuple[Tensor, Tensor]:
+    """The final LayerNorm folded into the action head, for ``_head_alone``."""
+    return _fold_norm(tf.ln_f, tf.action_head.weight, tf.action_head.bias)
+
+
+def _head_alone(tf: TrajectoryTransformer, x: Tensor, head: tuple[Tensor, Tensor]) -> Tensor:
+    return torch.tanh(_affine(torch.layer_norm(x, x.shape[-1:], eps=tf.ln_f.eps), head))
 
 
 def _block_rest(block: Block, x: Tensor, cross: FoldedCross) -> Tensor:
@@ -305,6 +324,7 @@ def start(tf: TrajectoryTransformer, z: Tensor) -> DecodeCache:
         cross=cross,
         alone=[fold_layer_alone(block, c) for block, c in zip(tf.blocks, cross, strict=True)]
         if tf.context_steps == 1 else [],
+        head=fold_head(tf) if tf.context_steps == 1 else None,
         kv=z.new_zeros(shape),
         tables=_TABLES[key],
         n_heads=tf.n_heads,
@@ -344,15 +364,20 @@ def decode_state(tf: TrajectoryTransformer, cache: DecodeCache, obs: Tensor,
         x = tf.drop(x)
     if tf.context_steps == 1:
         # A state token sees only itself: no past token, no K/V ring, no action token.
+        x = x[:, 0]
         for block, alone in zip(tf.blocks, cache.alone, strict=True):
             x = _block_alone(block, x, alone)
-        hidden = x[:, -1]
-    else:
-        hidden = _decode_chunk(tf, cache, x)
+        _finish_state(cache, step_embedding)
+        return _head_alone(tf, x, cache.head)
+    hidden = _decode_chunk(tf, cache, x)
+    _finish_state(cache, step_embedding)
+    return tf.head(hidden)
+
+
+def _finish_state(cache: DecodeCache, step_embedding: Tensor | None) -> None:
     cache.step_embedding, cache.pending_action = step_embedding, None
     cache.awaiting_action = True
     cache.step += 1
-    return tf.head(hidden)
 
 
 def decode_action(tf: TrajectoryTransformer, cache: DecodeCache, actions: Tensor) -> None:
