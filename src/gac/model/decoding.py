@@ -228,12 +228,11 @@ def fold_alone(attn: SelfAttention) -> tuple[Tensor, Tensor]:
     return w_p @ w_v, torch.addmv(b_p, w_p, b_v)
 
 
-def _fold_norm(ln: nn.LayerNorm, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+def _fold_norm(ln: nn.LayerNorm, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     """linear(ln(x)) = x_hat (W diag(gamma))^T + (W beta + b), x_hat the LayerNorm without its
     affine part: the affine folds into the linear that follows. Returned as (W^T, b) for
     ``_affine``."""
-    folded_bias = weight @ ln.bias if bias is None else torch.addmv(bias, weight, ln.bias)
-    return _transposed(weight * ln.weight, folded_bias)
+    return _transposed(weight * ln.weight, torch.addmv(bias, weight, ln.bias))
 
 
 def _transposed(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
@@ -367,17 +366,13 @@ def decode_state(tf: TrajectoryTransformer, cache: DecodeCache, obs: Tensor,
         x = x[:, 0]
         for block, alone in zip(tf.blocks, cache.alone, strict=True):
             x = _block_alone(block, x, alone)
-        _finish_state(cache, step_embedding)
-        return _head_alone(tf, x, cache.head)
-    hidden = _decode_chunk(tf, cache, x)
-    _finish_state(cache, step_embedding)
-    return tf.head(hidden)
-
-
-def _finish_state(cache: DecodeCache, step_embedding: Tensor | None) -> None:
+        action = _head_alone(tf, x, cache.head)
+    else:
+        action = tf.head(_decode_chunk(tf, cache, x))
     cache.step_embedding, cache.pending_action = step_embedding, None
     cache.awaiting_action = True
     cache.step += 1
+    return action
 
 
 def decode_action(tf: TrajectoryTransformer, cache: DecodeCache, actions: Tensor) -> None:
