@@ -67,7 +67,7 @@ TASKS = ("maze2d-umaze", "maze2d-medium", "maze2d-large")
 GAC_MODES: dict[str, list[str]] = {
     "gac": [],
     # umaze's preset on every maze: the best-return plan among the nearest tenth, every 5 steps
-    "gac-local": ["inference.mode=local", "inference.local_share=0.1",
+    "gac-local": ["inference.mode=local", "inference.local_share=0.1", "inference.local_dims=2",
                   "inference.replan_every=5"],
     "gac-once": ["inference.replan_every=0"],  # the preset's choice, planned once per episode
     "gac-select": ["inference.mode=select", "inference.elite_episodes=1",
@@ -78,11 +78,12 @@ GAC_MODES: dict[str, list[str]] = {
     # local plans ranked by stitched values; 4% of the segments: on medium about those that
     # start at the nearest cell centre, where the data's segments begin and end
     "gac-stitch": ["inference.mode=stitch", "inference.local_share=0.04",
-                   "inference.replan_every=5"],
+                   "inference.local_dims=2", "inference.replan_every=5"],
     # the same, re-planned every 15 steps instead of 5 (chosen on held-out evaluation seed 100,
-    # medium: 41.7 against 28.5 mean return over the three models; docs/design-notes.md)
+    # medium: 41.7 against 28.5 mean return over the three models; docs/design-notes.md): large's
+    # preset, and medium's before GAC-STATE25
     "gac-stitch15": ["inference.mode=stitch", "inference.local_share=0.04",
-                     "inference.replan_every=15"],
+                     "inference.local_dims=2", "inference.replan_every=15"],
     # stitch with nearness on the whole state, velocity too (normalised), among the nearest 2%:
     # candidates that move as the agent does (chosen on held-out evaluation seed 100, medium)
     "gac-state": ["inference.mode=stitch", "inference.local_dims=0",
