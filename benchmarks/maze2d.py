@@ -90,7 +90,7 @@ GAC_MODES: dict[str, list[str]] = {
                   "inference.local_share=0.02", "inference.replan_every=15"],
     # the same, re-planned every 25 steps: the best of 18 settings (local_dims 2 / 0, share
     # 0.02 / 0.04 / 0.08, every 10 / 15 / 25) on held-out evaluation seed 100, mean return over
-    # the three medium models of 16,000 updates: 79.8 against the preset's 63.2
+    # the three medium models of 16,000 updates: 79.8 against the previous preset's 63.2
     "gac-state25": ["inference.mode=stitch", "inference.local_dims=0",
                     "inference.local_share=0.02", "inference.replan_every=25"],
 }

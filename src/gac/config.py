@@ -423,11 +423,12 @@ def _parse(raw: str, current: Any, item: str) -> Any:
 # Per-task presets: only what differs from the defaults. Sizes for locomotion follow LPT
 # (3 layers, width 128, context 32-64 tokens); the mazes are small enough for a 2-core CPU.
 # maze2d inference. umaze: the best-return plan among the tenth of the segments that start
-# nearest, re-planned every 5 steps. Medium and large, where most segments' returns are 0 and
-# such neighbours tie far from the goal: the best stitched value among the nearest 4%,
-# re-planned every 15 steps (chosen on held-out evaluation seed 100, medium, the three
-# benchmark models: mean return 41.7 against 28.5 every 5 steps; benchmark medium 2.8 against
-# `local`'s -3.4, large -2.0 against -2.2; umaze 11.0 against 26.5: docs/design-notes.md).
+# nearest, re-planned every 5 steps. Large (and medium until the paragraph below), where most
+# segments' returns are 0 and such neighbours tie far from the goal: the best stitched value
+# among the nearest 4%, re-planned every 15 steps (chosen on held-out evaluation seed 100,
+# medium, the three benchmark models: mean return 41.7 against 28.5 every 5 steps; benchmark
+# medium 2.8 against `local`'s -3.4, large -2.0 against -2.2; umaze 11.0 against 26.5:
+# docs/design-notes.md).
 # Medium: nearness on the whole state (velocity too) among the nearest 2%, every 25 steps: the
 # best of 18 settings on held-out seed 100 for the three benchmark models of 16,000 updates
 # (mean return 79.8 against 63.2), then on the benchmark 11.3 against 8.5, ahead on every seed.
