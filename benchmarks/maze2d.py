@@ -38,7 +38,9 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
 Scores are normalised with the references measured here (stored with each dataset: uniform
 random actions; the waypoint controller driving to the goal), and also on D4RL's scale with
 D4RL's published maze2d references, an approximation (PointMaze physics, gac's controller).
-Rows go to ``OUT/results.jsonl`` and are reused when rerun with the same settings.
+Rows go to ``OUT/results.jsonl`` and are reused when rerun with the same settings. The table
+is printed, and ``OUT/TASK-STEPS-scores.png`` shows every method's per-seed scores on both
+scales, with the published D4RL-scale figures (LPT-EI, IQL, DT, CQL) as dashed lines.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ from peers_d3rlpy import d3rlpy
 from gac.config import apply_overrides, fingerprint, preset
 from gac.data.datasets import make_dataset
 from gac.data.hdf5 import load_hdf5
+from gac.evaluation.plots import method_scores
 from gac.paths import cache_dir
 from gac.runs import evaluate_checkpoint, make_trainer, reference_returns
 from gac.tasks import get_task, normalized_score
+from gac.tasks.references import PUBLISHED_MAZE2D
 
 TASKS = ("maze2d-umaze", "maze2d-medium", "maze2d-large")
 # Evaluations of one trained GAC: the preset's inference (local, re-planning), and variants;
@@ -203,6 +207,24 @@ def table(rows: list[dict[str, Any]], tasks: list[str], algos: list[str]) -> str
     return "\n".join(lines) + "\n\nper seed:\n" + "\n".join(per_seed)
 
 
+def plot(rows: list[dict[str, Any]], task: str, algos: list[str], path: Path,
+         budget: str) -> Path | None:
+    """Per-seed scores of every method on ``task``, on both scales, with the published
+    D4RL-scale figures as dashed lines; None when no method has a row."""
+    ours, d4rl = "gac's references", "D4RL scale (approx.)"
+    panels: dict[str, dict[str, list[float]]] = {ours: {}, d4rl: {}}
+    for a in algos:
+        s = [scores(r) for r in sorted(rows, key=lambda r: r["seed"])
+             if r["algo"] == a and r["task"] == task]
+        if s:
+            panels[ours][a] = [x[0] for x in s]
+            panels[d4rl][a] = [x[1] for x in s]
+    if not panels[ours]:
+        return None
+    marks = {d4rl: PUBLISHED_MAZE2D.get(task, {})}
+    return method_scores(panels, path, f"{task}: {budget}", marks)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS))
@@ -281,6 +303,12 @@ def main() -> None:
     print(f"{args.steps} gradient steps per method, {args.episodes} episodes per seed; "
           f"± is the std over seeds; GAC overrides: {args.gac_set or 'none (preset)'}")
     print(table(shown, tasks, algos))
+    for task in tasks:
+        budget = (f"{args.steps} updates, {args.data_steps or 'D4RL-size'} data steps, "
+                  f"{args.episodes} episodes per seed")
+        png = plot(shown, task, algos, root / f"{task}-{args.steps}-scores.png", budget)
+        if png:
+            print(f"plot: {png}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Plots people would rather look at than read: return histograms and learning curves."""
+"""Plots people would rather look at than read: return histograms, learning curves and score
+charts."""
 
 from __future__ import annotations
 
@@ -99,4 +100,26 @@ def method_curves(curves: dict[str, list[list[tuple[float, float]]]], path: str 
     ax.set_xlabel("online environment steps")
     ax.set_ylabel("normalised score")
     ax.legend(fontsize=8)
+    return save_figure(fig, path, title)
+
+
+def method_scores(panels: dict[str, dict[str, list[float]]], path: str | Path, title: str,
+                  marks: dict[str, dict[str, float]] | None = None) -> Path:
+    """One panel per score scale: a bar per method at the mean over seeds (± std as an error
+    bar), each seed as a dot. ``marks[panel]`` draws published figures as labelled dashed
+    lines on that panel."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (name, methods) in zip(axes[0], panels.items(), strict=True):
+        xs = np.arange(len(methods))
+        for x, seeds in zip(xs, methods.values(), strict=True):
+            ax.bar(x, np.mean(seeds), yerr=np.std(seeds) if len(seeds) > 1 else None,
+                   color=f"C{x % 10}", alpha=0.6, capsize=3)
+            ax.scatter(np.full(len(seeds), x), seeds, color="black", s=10, zorder=3)
+        for k, (label, value) in enumerate((marks or {}).get(name, {}).items()):
+            ax.axhline(value, color=f"C{(k + 5) % 10}", linestyle="--", linewidth=0.9)
+            ax.annotate(f"{label} (published)", (len(methods) - 0.5, value), fontsize=7, ha="right", va="bottom")
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.set_xticks(xs, [m.upper() for m in methods], rotation=45, ha="right", fontsize=8)
+        ax.set_ylabel("normalised score")
+        ax.set_title(name, fontsize=9)
     return save_figure(fig, path, title)

@@ -19,6 +19,17 @@ D4RL_REF: dict[str, tuple[float, float]] = {
 }
 
 
+# Published D4RL-scale scores on maze2d (v1, sparse), as the GAC/LPT papers report them: LPT-EI
+# (the LPT paper), IQL, DT and CQL (the tables LPT compares with). Drawn beside gac's own scores
+# by benchmarks/maze2d.py; they come from D4RL's own files and physics, so they are a yardstick,
+# not a same-setting comparison.
+PUBLISHED_MAZE2D: dict[str, dict[str, float]] = {
+    "maze2d-umaze": {"LPT-EI": 70.6, "IQL": 47.4, "DT": 31.0, "CQL": 5.7},
+    "maze2d-medium": {"LPT-EI": 26.7, "IQL": 34.9, "DT": 8.0, "CQL": 5.0},
+    "maze2d-large": {"LPT-EI": 45.9, "IQL": 58.6, "DT": 2.0, "CQL": 12.5},
+}
+
+
 def d4rl_reference(dataset: str) -> tuple[float, float]:
     """D4RL's (R_random, R_expert) for a dataset name such as ``hopper-medium-v2``."""
     if dataset in D4RL_REF:
