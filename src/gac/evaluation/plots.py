@@ -117,7 +117,8 @@ def method_scores(panels: dict[str, dict[str, list[float]]], path: str | Path, t
             ax.scatter(np.full(len(seeds), x), seeds, color="black", s=10, zorder=3)
         for k, (label, value) in enumerate((marks or {}).get(name, {}).items()):
             ax.axhline(value, color=f"C{(k + 5) % 10}", linestyle="--", linewidth=0.9)
-            ax.annotate(f"{label} (published)", (len(methods) - 0.5, value), fontsize=7, ha="right", va="bottom")
+            ax.annotate(f"{label} (published)", (len(methods) - 0.5, value), fontsize=7,
+                        ha="right", va="bottom")
         ax.axhline(0, color="grey", linewidth=0.6)
         ax.set_xticks(xs, [m.upper() for m in methods], rotation=45, ha="right", fontsize=8)
         ax.set_ylabel("normalised score")
