@@ -57,6 +57,11 @@ class ModelConfig:
     return_condition_s0: bool = False  # p(y | z, s0): matters where return depends on start
     action_sigma: float = 0.7071  # p(a|.) = N(mu, sigma^2); LPT's squared-error sum = sigma^2 1/2
     return_sigma: float = 0.7071  # p(y|z) = N(r(z), sigma^2) in scaled return units
+    # Above 0: an end head models where the trajectory ends, p(s_T | z, s0) = N(e(z, s0),
+    # end_sigma^2) per entry of the normalised last observation, in the posterior and the loss
+    # like the return. It makes the plan carry its destination (part of tau, not a reward).
+    # 0: no end head (LPT's model).
+    end_sigma: float = 0.0
 
 
 @dataclass

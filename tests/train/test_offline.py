@@ -249,3 +249,45 @@ def test_a_fresh_parameter_window_is_another_window_of_the_same_trajectories(sto
 def test_a_fresh_parameter_window_needs_the_exact_scheme(store):
     with pytest.raises(ValueError, match="chain_grad=exact"):
         make(store, extra=["train.param_window=fresh", "train.chain_grad=shared"])
+
+
+def test_an_end_head_models_where_each_trajectory_ends(store, tmp_path):
+    """model.end_sigma > 0: p(s_T | z, s0) joins the return in the posterior and the loss."""
+    plain, ended = make(store), make(store, tmp_path / "run", extra=["model.end_sigma=0.2"])
+    assert plain.model.end_head is None and ended.model.end_head is not None
+    batch = ended.batch()
+    last = store.starts + store.lengths - 1
+    np.testing.assert_array_equal(batch["s_end"].numpy(),
+                                  store.observations[last[batch["episode_index"].numpy()]])
+    z = ended.model.prior(ended.chains.get(batch["episode_index"]))
+    m = ended.model
+    end = m.end_head(z, m.normalise_obs(batch["s0"]))
+    expected = m.return_nll(z, batch["s0"], batch["returns"]) + \
+        (end - m.normalise_obs(batch["s_end"])).pow(2).sum(-1) / (2 * 0.2**2)
+    torch.testing.assert_close(m.outcome_nll(z, batch), expected)
+    torch.testing.assert_close(plain.model.outcome_nll(z, batch),
+                               plain.model.return_nll(z, batch["s0"], batch["returns"]))
+    # It trains: the end head's weights move, the loss includes its NLL, and the checkpoint
+    # loads with the head.
+    before = [p.detach().clone() for p in m.end_head.parameters()]
+    ended.train(progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.end_head.parameters(), strict=True))
+    policy = load_policy(tmp_path / "run" / "checkpoint.pt")
+    assert policy.model.end_head is not None
+
+
+def test_the_end_head_moves_the_chains(store):
+    """The same seed with and without an end head: the same weights and chains before the
+    first update (the head is built last), other chains after it."""
+    plain, ended = make(store), make(store, extra=["model.end_sigma=0.2"])
+    for name, p in plain.model.named_parameters():
+        torch.testing.assert_close(p, dict(ended.model.named_parameters())[name], msg=name)
+    assert torch.equal(plain.chains.z, ended.chains.z)
+    plain.update()
+    ended.update()
+    assert not torch.allclose(plain.chains.z, ended.chains.z)
+
+
+def test_a_negative_end_sigma_is_refused(store):
+    with pytest.raises(ValueError, match="end_sigma"):
+        make(store, extra=["model.end_sigma=-1"])

@@ -266,5 +266,6 @@ class TrajectoryStore:
             "traj_scale": scale,
             "returns": self.returns[eps].astype(np.float32),
             "s0": self.observations[self.starts[eps]],
+            "s_end": self.observations[self.starts[eps] + self.lengths[eps] - 1],
             "episode_index": eps,
         }

@@ -15,10 +15,12 @@ def posterior_energy(
     batch: dict[str, Tensor],
     traj_scale: Tensor | float | None = None,
 ) -> Tensor:
-    """E(z0) = 1/2 |z0|^2 + traj_scale * action NLL + return NLL, per sample (B,).
+    """E(z0) = 1/2 |z0|^2 + traj_scale * action NLL + return NLL (+ end NLL with an end head),
+    per sample (B,).
 
     ``batch``: obs (B, L, obs_dim), actions (B, L, act_dim), timesteps (B, L), loss_mask (B, L)
-    (1 on scored steps), returns (B,) raw, s0 (B, obs_dim) raw, and optionally traj_scale (B,).
+    (1 on scored steps), returns (B,) raw, s0 (B, obs_dim) raw, s_end (B, obs_dim) raw for a
+    model with an end head, and optionally traj_scale (B,).
     ``traj_scale`` = episode length / scored steps turns the action NLL of a window into an
     unbiased estimate of the whole trajectory's; the argument wins over ``batch["traj_scale"]``,
     and 1 is used when neither is given.
@@ -29,7 +31,7 @@ def posterior_energy(
     prior = 0.5 * z0.pow(2).flatten(1).sum(-1)
     actions = model.action_nll(batch["obs"], batch["actions"], batch["timesteps"], z,
                                batch["loss_mask"])
-    returns = model.return_nll(z, batch["s0"], batch["returns"])
+    returns = model.outcome_nll(z, batch)
     if isinstance(traj_scale, Tensor):
         traj_scale = traj_scale.to(actions)
     return prior + traj_scale * actions + returns

@@ -14,7 +14,7 @@ from gac.config import ModelConfig
 from gac.model.decoding import DecodeCache, decode_action, decode_state
 from gac.model.decoding import start as start_decoding
 from gac.model.prior import build_prior
-from gac.model.return_head import ReturnHead
+from gac.model.return_head import ReturnHead, end_head
 from gac.model.transformer import TrajectoryTransformer
 
 ArrayLike = Tensor | np.ndarray | float
@@ -36,6 +36,9 @@ class GACModel(nn.Module):
         self.prior_net = build_prior(cfg)
         self.transformer = TrajectoryTransformer(cfg)
         self.return_head = ReturnHead(cfg)
+        if cfg.end_sigma < 0:
+            raise ValueError(f"model.end_sigma must be >= 0 (0: no end head), got {cfg.end_sigma}")
+        self.end_head = end_head(cfg) if cfg.end_sigma > 0 else None
         self.register_buffer("obs_mean", torch.zeros(cfg.obs_dim))
         self.register_buffer("obs_std", torch.ones(cfg.obs_dim))
         self.register_buffer("return_scale", torch.tensor(1.0))
@@ -132,6 +135,18 @@ class GACModel(nn.Module):
         """(r(z[, s0]) - y / scale)^2 / (2 sigma_y^2), (B,)."""
         r = self.predict_return(z, s0)
         return (r - self.scale_return(y_raw)).pow(2) / (2 * self.cfg.return_sigma**2)
+
+    def outcome_nll(self, z: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """The return NLL, plus with an end head the NLL of where each trajectory ends,
+        ||e(z, s0) - norm(s_T)||^2 / (2 end_sigma^2), (B,): the plan-level terms of the
+        posterior energy and of the loss. ``batch``: s0, returns, and s_end (raw) for an end
+        head."""
+        nll = self.return_nll(z, batch["s0"], batch["returns"])
+        if self.end_head is None:
+            return nll
+        end = self.end_head(z, self.normalise_obs(batch["s0"]))
+        target = self.normalise_obs(batch["s_end"].to(end.dtype))
+        return nll + (end - target).pow(2).sum(-1) / (2 * self.cfg.end_sigma**2)
 
     # ---- rollouts ------------------------------------------------------------------------
     @torch.no_grad()

@@ -173,7 +173,7 @@ class Trainer:
                 batch = self.batch(batch["episode_index"].cpu().numpy())
             z = self.model.prior(z0)
             action_loss = self.model.step_action_nll(batch, z)
-            return_loss = self.model.return_nll(z, batch["s0"], batch["returns"]).mean()
+            return_loss = self.model.outcome_nll(z, batch).mean()
             loss = action_loss + t.return_weight * return_loss
             self._check_finite("action NLL", action_loss)
             self._check_finite("return NLL", return_loss)
@@ -214,7 +214,7 @@ class Trainer:
                                            z_in, batch["loss_mask"])
         weight = 1.0 / (batch["loss_mask"].sum(1).clamp(min=1) * len(per_window))
         action_loss = (per_window * weight).sum()
-        returns = self.model.return_nll(z, batch["s0"], batch["returns"])
+        returns = self.model.outcome_nll(z, batch)
         return_loss = returns.mean()
         self._check_finite("action NLL", action_loss)
         self._check_finite("return NLL", return_loss)
