@@ -57,7 +57,7 @@ from locomotion import fit_and_play, peer_config  # also quiets d3rlpy's import 
 from peers_d3rlpy import d3rlpy
 
 from gac.config import apply_overrides, fingerprint, preset
-from gac.data.datasets import make_dataset
+from gac.data.datasets import make_cached
 from gac.data.hdf5 import load_hdf5
 from gac.evaluation.plots import method_scores
 from gac.paths import cache_dir
@@ -106,8 +106,8 @@ def dataset_file(task: str, seed: int, steps: int | None) -> Path:
     """The seed's dataset, made once by the task's recipe (cached like `gac data make`)."""
     n = steps or get_task(task).default_steps
     path = cache_dir() / "datasets" / f"bench-{task}-{n}-s{seed}.hdf5"
-    if not path.exists():
-        make_dataset(task, steps=n, seed=seed, out=path, progress=True)
+    if not path.exists():  # kept if a benchmark running alongside made it meanwhile
+        make_cached(task, seed, path, progress=True, steps=n)
     return path
 
 

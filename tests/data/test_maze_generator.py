@@ -124,3 +124,24 @@ def test_dwell_zero_switches_goal_on_arrival_like_d4rl():
         dist_after = np.linalg.norm(pos[a + 1:a + length + 1] - goals[a], axis=1)
         first = np.flatnonzero(dist_after < 0.1)
         assert (len(first) and first[0] == length - 1) or length == 300
+
+
+def test_a_cached_dataset_made_meanwhile_by_another_process_is_kept(tmp_path, monkeypatch):
+    """Two benchmark processes making the same task and seed: the one that finishes second
+    keeps the other's (identical, atomically written) file instead of failing."""
+    import gac.data.datasets as datasets
+
+    out = tmp_path / "d.hdf5"
+    real = datasets.generate
+
+    def racing(*args, **kwargs):
+        made = real(*args, **kwargs)
+        monkeypatch.setattr(datasets, "generate", real)
+        make_dataset("maze2d-umaze", steps=300, seed=3, out=out, progress=False,
+                     reference_episodes=2)  # the other process
+        return made
+
+    monkeypatch.setattr(datasets, "generate", racing)
+    assert datasets.make_cached("maze2d-umaze", 3, out, progress=False, steps=300,
+                                reference_episodes=2) == out
+    assert load_hdf5(out).num_steps == 300

@@ -100,5 +100,19 @@ def resolve_dataset(name_or_path: str, seed: int = 0, progress: bool = True,
         path = dataset_path(legacy, found.default_steps, seed)
     regenerate = path.exists() and found.cache_is_stale(path)
     if not path.exists() or regenerate:
-        make_dataset(found.name, seed=seed, out=path, progress=progress, overwrite=regenerate)
+        make_cached(found.name, seed, path, progress, overwrite=regenerate)
     return load_hdf5(path)
+
+
+def make_cached(task: str, seed: int, path: Path, progress: bool, steps: int | None = None,
+                overwrite: bool = False, **options: Any) -> Path:
+    """``make_dataset`` into the cache, where another process may be making the same file: a
+    task and seed give the same data, and files are written atomically, so a file that
+    appeared meanwhile is complete and is kept."""
+    try:
+        return make_dataset(task, steps=steps, seed=seed, out=path, progress=progress,
+                            overwrite=overwrite, **options)
+    except FileExistsError:
+        if overwrite or not path.exists():
+            raise
+        return path
