@@ -39,7 +39,8 @@ Scores are normalised with the references measured here (stored with each datase
 random actions; the waypoint controller driving to the goal), and also on D4RL's scale with
 D4RL's published maze2d references, an approximation (PointMaze physics, gac's controller).
 Rows go to ``OUT/results.jsonl`` and are reused when rerun with the same settings. The table
-is printed, and ``OUT/TASK-STEPS-scores.png`` shows every method's per-seed scores on both
+is printed, and ``OUT/TASK-STEPS-scores.png`` (``TASK-STEPS-VERSION-scores.png`` with
+``--gac-set``, VERSION being GAC's run fingerprint) shows every method's per-seed scores on both
 scales, with the published D4RL-scale figures (LPT-EI, IQL, DT, CQL) as dashed lines.
 """
 
@@ -306,7 +307,8 @@ def main() -> None:
     for task in tasks:
         budget = (f"{args.steps} updates, {args.data_steps or 'D4RL-size'} data steps, "
                   f"{args.episodes} episodes per seed")
-        png = plot(shown, task, algos, root / f"{task}-{args.steps}-scores.png", budget)
+        tag = f"-{gac_version(task, gac_sets(args.steps, args.gac_set))}" if args.gac_set else ""
+        png = plot(shown, task, algos, root / f"{task}-{args.steps}{tag}-scores.png", budget)
         if png:
             print(f"plot: {png}")
 
