@@ -38,7 +38,9 @@ def test_runs_reuses_and_retrains_when_the_config_changed(tmp_path: Path):
     assert gac["gac"]["version"] == gac["gac-once"]["version"]  # one trained run, two evaluations
     assert gac["gac"]["inference"] != gac["gac-once"]["inference"]
     assert len(list(tmp_path.glob(f"gac-*-{gac['gac']['version']}/checkpoint.pt"))) == 1
-    assert (tmp_path / "maze2d-umaze-2-scores.png").stat().st_size > 0  # the per-seed chart
+    # the per-seed chart, named by GAC's fingerprint since the run has --gac-set overrides
+    chart = tmp_path / f"maze2d-umaze-2-{gac['gac']['version']}-scores.png"
+    assert chart.stat().st_size > 0
 
     bench(tmp_path)  # everything logged: nothing runs again
     assert len(log.read_text().splitlines()) == 3
