@@ -319,6 +319,7 @@ _AT_LEAST: dict[str, int | float] = {
     **{f"model.{k}": 1 for k in ("n_latent", "d_model", "n_layers", "n_heads", "context_steps",
                                  "max_timestep", "return_hidden", "mlp_hidden", "unet_dim")},
     "model.plan_dim": 0,  # 0: z0 of z's shape
+    "model.end_sigma": 0,  # 0: no end head
     **{f"train.{k}": 1 for k in ("steps", "batch_size", "window", "log_every", "checkpoint_every")},
     **{f"train.{k}": 0 for k in ("warmup_steps", "langevin_steps", "eval_every", "eval_episodes",
                                  "burn_in", "lr", "weight_decay", "langevin_noise")},

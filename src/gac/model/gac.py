@@ -36,8 +36,6 @@ class GACModel(nn.Module):
         self.prior_net = build_prior(cfg)
         self.transformer = TrajectoryTransformer(cfg)
         self.return_head = ReturnHead(cfg)
-        if cfg.end_sigma < 0:
-            raise ValueError(f"model.end_sigma must be >= 0 (0: no end head), got {cfg.end_sigma}")
         self.end_head = end_head(cfg) if cfg.end_sigma > 0 else None
         self.register_buffer("obs_mean", torch.zeros(cfg.obs_dim))
         self.register_buffer("obs_std", torch.ones(cfg.obs_dim))
