@@ -368,8 +368,9 @@ def run_cmd(
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Config override for every stage, e.g. --set online.eval_episodes=20.")] = None,
 ) -> None:
-    """The default pipeline: data -> offline training -> evaluation -> results table + plot ->
-    online stages (exploration by optimistic returns) with the score before and after.
+    """The default pipeline: data -> offline training -> evaluation (the preset's plan choice
+    and random plans) -> results table + plot -> online stages (exploration by optimistic
+    returns) with the score before and after.
 
     Resumes where it stopped if run again with the same --run-dir.
     """
@@ -399,10 +400,13 @@ def run_cmd(
         _fail(str(exc))
         return
     curve = learning_curve(history, run_dir / "learning_curve.png", title=f"{task} seed {seed}")
-    typer.echo(f"[3/4] evaluating: {episodes} episodes x 3 seeds, exploit and random plans")
+    # The preset's own plan choice (exploit, or maze2d's bank modes) against prior samples:
+    # the policy improvement that inference brings.
+    mode = trainer.cfg.inference.mode
+    typer.echo(f"[3/4] evaluating: {episodes} episodes x 3 seeds, {mode} and random plans")
     ckpt = run_dir / "checkpoint.pt"
     results = {m: evaluate_checkpoint(ckpt, episodes, [0, 1, 2], mode=m, progress=False)
-               for m in ("exploit", "random")}
+               for m in dict.fromkeys((mode, "random"))}
     table = write_results(run_dir / "results.md", task, trainer, results, time.time() - t0)
     typer.echo(table)
     typer.echo(f"learning curve: {curve}\nresults: {run_dir / 'results.md'}")

@@ -9,13 +9,17 @@ from gac.evaluation.evaluate import EvalResult
 
 
 def results_table(results: dict[str, EvalResult], ref_note: str = "") -> str:
+    # maze2d: D4RL's published references too (an approximation: PointMaze physics)
+    d4rl = all(res.d4rl_ref is not None for res in results.values())
     lines = ["| plan inference | normalised score | std (seeds) | std (episodes) | mean return |"
-             " episodes |", "|---|---|---|---|---|---|"]
+             " episodes |" + (" D4RL scale (approx.) |" if d4rl else ""),
+             "|---|---|---|---|---|---|" + ("---|" if d4rl else "")]
     for mode, res in results.items():
         s = res.summary()
         lines.append(f"| {mode} | {s['score_mean']:.1f} | {s['score_std_seeds']:.1f} | "
                      f"{s['score_std_episodes']:.1f} | {s['return_mean']:.2f} | "
-                     f"{res.returns.shape[1]} x {len(res.seeds)} seeds |")
+                     f"{res.returns.shape[1]} x {len(res.seeds)} seeds |"
+                     + (f" {s['d4rl_score_mean']:.1f} |" if d4rl else ""))
     if ref_note:
         lines.append("")
         lines.append(ref_note)
