@@ -4,7 +4,7 @@
                                 [--seeds 0,1,2] [--steps 2000] [--episodes 50]
                                 [--data-steps N] [--algos gac,gac-local,gac-once,gac-select,
                                  gac-exploit,gac-prior,gac-elite,gac-stitch,gac-stitch15,gac-state,
-                                 gac-state25,
+                                 gac-state25,gac-lookahead,
                                  bc,bc10,dt,iql,cql]
                                 [--gac-set SECTION.FIELD=VALUE ...]
 
@@ -26,8 +26,9 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
   returns propagated over the graph of segments joined end to start, ``--mode stitch``; and
   GAC-STITCH15, the same re-planned every 15 steps instead of 5; GAC-STATE, ``stitch`` every
   15 steps among the 2% of segments nearest on the whole state, velocity included; GAC-STATE25,
-  the same re-planned every 25 steps). GAC sees
-  only segment returns, never step rewards.
+  the same re-planned every 25 steps; GAC-LOOKAHEAD, the preset's candidates each valued
+  from the current state by the model, ``--mode lookahead``, for models with an end head).
+  GAC sees only segment returns, never step rewards.
 - BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
   with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
   must beat.
@@ -98,6 +99,9 @@ GAC_MODES: dict[str, list[str]] = {
     # the three medium models of 16,000 updates: 79.8 against the previous preset's 63.2
     "gac-state25": ["inference.mode=stitch", "inference.local_dims=0",
                     "inference.local_share=0.02", "inference.replan_every=25"],
+    # the preset's candidates and re-planning, each valued from the current state by the model:
+    # predicted return plus the stitched value at the end head's predicted end (end head only)
+    "gac-lookahead": ["inference.mode=lookahead"],
 }
 PEERS = ("bc", "bc10", "dt", "iql", "cql")
 ALGOS = (*GAC_MODES, *PEERS)

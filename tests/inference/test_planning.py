@@ -7,6 +7,7 @@ import torch
 from gac.config import InferenceConfig, ModelConfig
 from gac.inference import MODES, PlanBank, ascend, exploit_objective, plan, sample_conditioned
 from gac.model import GACModel
+from gac.model.return_head import end_head
 
 B, STARTS = 4, 8
 
@@ -182,6 +183,7 @@ def test_unknown_mode_is_named_with_the_known_ones(model, s0):
 def test_every_registered_mode_plans_one_plan_per_state(model, s0):
     bank = PlanBank(torch.randn(10, 4, 32), torch.arange(10.0).numpy(), torch.randn(10, 5),
                     torch.randn(10, 5), torch.arange(1, 11).numpy())
+    model.end_head = end_head(model.cfg)  # lookahead's; the other modes do not read it
     for name, mode in MODES.items():
         cfg = InferenceConfig(mode=name, n_starts=2, ascent_steps=2, langevin_steps=2,
                               target_return=1.0)
@@ -317,3 +319,38 @@ def test_stitch_needs_last_observations_and_lengths(model, s0):
         plan(model, s0, InferenceConfig(mode="stitch"), bank=bank)
     with pytest.raises(ValueError, match="lengths for 5 plans"):
         PlanBank(z, torch.zeros(5).numpy(), torch.zeros(5, 5), torch.zeros(5, 5), [3, 4])
+
+
+class _EndsByPlan(torch.nn.Module):
+    """An end head that says where each of a few known plans ends, whatever the state: the
+    lookahead test sets the model's predictions instead of training them."""
+
+    def __init__(self, z: torch.Tensor, ends: torch.Tensor):
+        super().__init__()
+        self.z, self.ends = z.flatten(1), ends
+
+    def forward(self, z: torch.Tensor, s0_normalised: torch.Tensor) -> torch.Tensor:
+        return self.ends[torch.cdist(z.flatten(1), self.z).argmin(dim=1)]
+
+
+def test_lookahead_values_a_plan_by_where_the_model_says_it_ends_from_here(model):
+    bank = _chain_bank()
+    state = torch.tensor([[0.1, 0.0, 0, 0, 0]])  # nearest starts: A (0.1), then D (0.22)
+    cfg = InferenceConfig(mode="lookahead", stitch_gamma=0.9, local_share=0.5, local_dims=2)
+    with pytest.raises(ValueError, match="need an end head"):
+        plan(model, state, cfg, bank=bank)
+    with torch.no_grad():  # a flat return head: only the continuation ranks the plans
+        model.return_head.net[-1].weight.zero_()
+        keys = model.prior(bank.z0)
+    # From here, A's plan is predicted to end nowhere near a segment, D's at B's start: D is
+    # chosen, where stitch (the data end points) chooses A.
+    ends = torch.zeros(4, 5)
+    ends[:, :2] = torch.tensor([[5.0, -5.0], [2.0, 0.0], [0.0, 0.05], [1.0, 0.1]])
+    model.end_head = _EndsByPlan(keys, ends)
+    torch.testing.assert_close(plan(model, state, cfg, bank=bank), bank.z0[[3]])
+    cfg.mode = "stitch"
+    torch.testing.assert_close(plan(model, state, cfg, bank=bank), bank.z0[[0]])
+    # Predicted ends swapped back to the data's: lookahead agrees with stitch.
+    model.end_head = _EndsByPlan(keys, bank.ends)
+    cfg.mode = "lookahead"
+    torch.testing.assert_close(plan(model, state, cfg, bank=bank), bank.z0[[0]])

@@ -31,6 +31,9 @@ help, the sweep spec and the docs all read it. A new mode is a function here, re
   return of a chain of data segments that begins with it (segments joined end to start
   within ``stitch_radius``; returns only): near the goal, ``local`` keeps picking the
   segments that leave it. Better on maze2d-medium, worse on umaze (docs/design-notes.md).
+- ``lookahead``: ``stitch`` with each nearby plan valued from this state by the model, its
+  predicted return plus the stitched value where its end head (``model.end_sigma``) says it
+  ends.
 - ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
   trust region around it; ``n_starts`` unused): a plan known to decode well, adapted to this s0
   without leaving the region where the return head was trained. One draw, not the elite plan
@@ -392,6 +395,56 @@ def stitch(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     bank = _bank_with_starts(model, bank, s0)
     v = stitched_values(model, bank, cfg.stitch_gamma, cfg.stitch_radius, cfg.local_dims)
     return _best_near(model, s0, cfg, bank, v)
+
+
+def _value_at(model: GACModel, points: Tensor, bank: PlanBank, v: Tensor, radius: float,
+              dims: int) -> Tensor:
+    """max v_j over the bank segments whose first observation lies within ``radius`` of each
+    raw point (M, obs_dim), 0 where none does: ``stitched_values``' continuation, from anywhere."""
+    a, b = _in_metric(model, points, dims), _in_metric(model, bank.starts, dims)
+    out = torch.zeros(len(a), dtype=v.dtype, device=a.device)
+    v = v.to(a.device)
+    chunk = max(1, 2**24 // max(1, len(b)))
+    for i in range(0, len(a), chunk):
+        within = torch.cdist(a[i:i + chunk], b) <= radius
+        best = torch.where(within, v[None, :], -torch.inf).max(dim=1).values
+        out[i:i + chunk] = torch.where(best > -torch.inf, best, torch.zeros_like(best))
+    return out
+
+
+@register("lookahead", "stitch, with each nearby plan valued from this state by the model: "
+                       "its predicted return, plus the stitched value where its end head "
+                       "says it ends")
+def lookahead(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+              generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
+              **_: object) -> Tensor:
+    """``stitch`` scores a nearby segment by what it did from *its* start: its return and the
+    segments near its data end point. Played from this state the same plan may end elsewhere.
+    Here each of the ``local_share`` nearest segments' plans z is valued from this state s:
+    r(z, s) + gamma^L V(e(z, s)), the return head's prediction plus the stitched value V of
+    the segments that start near the end head's predicted end e(z, s). Needs an end head
+    (``model.end_sigma`` > 0); returns only, no step rewards."""
+    bank = _bank_with_starts(model, bank, s0)
+    if model.end_head is None:
+        raise ValueError("lookahead plans need an end head (model.end_sigma > 0); this model "
+                         "has none: use stitch, or retrain with --set model.end_sigma=0.1")
+    v = stitched_values(model, bank, cfg.stitch_gamma, cfg.stitch_radius, cfg.local_dims)
+    p = model.obs_mean
+    with torch.no_grad():
+        k = max(1, min(len(bank.starts), round(cfg.local_share * len(bank.starts))))
+        near = _nearest(model, s0, bank.starts, k, cfg.local_dims)  # (B, k)
+        flat = near.reshape(-1)
+        z = model.prior(bank.z0[flat.to(bank.z0.device)].to(device=p.device, dtype=p.dtype))
+        s = s0.to(p).repeat_interleave(k, dim=0)
+        y = model.unscale_return(model.predict_return(z, s if model.cfg.return_condition_s0
+                                                      else None))
+        end = model.end_head(z, model.normalise_obs(s)) * model.obs_std + model.obs_mean
+        lengths = torch.as_tensor(bank.lengths, device=p.device, dtype=p.dtype)[flat.to(p.device)]
+        score = y + cfg.stitch_gamma ** lengths * _value_at(
+            model, end, bank, v, cfg.stitch_radius, cfg.local_dims)
+        best = score.view(len(near), k).argmax(dim=1)
+        pick = near[torch.arange(len(near), device=near.device), best.to(near.device)]
+    return bank.z0[pick.to(bank.z0.device)].to(device=p.device, dtype=p.dtype)
 
 
 def plan(
