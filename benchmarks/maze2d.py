@@ -262,7 +262,12 @@ def main() -> None:
     setting = {"steps": args.steps, "episodes": args.episodes, "data_steps": args.data_steps}
 
     def key(r: dict[str, Any]) -> tuple:
-        return r["algo"], r["task"], r["seed"], tuple(r.get("gac_set", [])) if r["algo"] in GAC_MODES else ()
+        # GAC rows by what they trained (the fingerprint), however the overrides were spelt:
+        # a --gac-set that a later preset adopts names the same runs as the plain command.
+        return r["algo"], r["task"], r["seed"], r.get("version") if r["algo"] in GAC_MODES else ()
+
+    def version(task: str) -> str:
+        return gac_version(task, gac_sets(args.steps, args.gac_set))
 
     def reproducible(r: dict[str, Any]) -> bool:
         """Peers: the same budget. GAC: also today's training and inference configs."""
@@ -281,7 +286,7 @@ def main() -> None:
             ref = list(reference_returns(load_hdf5(path).metadata, task))
             base = {"task": task, "seed": seed, **setting, "ref": ref}
             gac_todo = [a for a in algos if a in GAC_MODES
-                        and (a, task, seed, tuple(args.gac_set)) not in current]
+                        and (a, task, seed, version(task)) not in current]
 
             def record(algo: str, out: dict[str, Any], base: dict[str, Any] = base) -> None:
                 row = {"algo": algo, **base, **out}  # logged as soon as it exists
@@ -304,7 +309,8 @@ def main() -> None:
                 t0 = time.time()
                 record(algo, {**run_peer(algo, path, seed, args.steps, args.episodes),
                               "wall_s": time.time() - t0})
-    shown = [r for r in current.values() if r["algo"] not in GAC_MODES or r["gac_set"] == args.gac_set]
+    shown = [r for r in current.values()
+             if r["algo"] not in GAC_MODES or r["version"] == version(r["task"])]
     print(f"{args.steps} gradient steps per method, {args.episodes} episodes per seed; "
           f"± is the std over seeds; GAC overrides: {args.gac_set or 'none (preset)'}")
     print(table(shown, tasks, algos))
