@@ -31,8 +31,14 @@ def test_maze2d_variants_sweep_replanning_and_peers(tmp_path: Path, monkeypatch,
             "--offline-steps", "2", "--env-steps", "600", "--stages", "2",
             "--updates-per-stage", "2", "--eval-episodes", "1", "--sweep", "5",
             "--peers", "iql", "--peer-offline-steps", "2", "--peer-hidden", "8,8",
-            "--gac-set", "online.n_envs=2", "--offline-root", str(tmp_path / "offline"), "--out", str(out)]
+            "--gac-set", "online.n_envs=2", "--gac-set", "model.d_model=16",
+            "--offline-root", str(tmp_path / "offline"), "--out", str(out)]
     run(monkeypatch, *argv)
+    # A model override shapes the offline model too, which the online stages then continue.
+    from gac.train.checkpoint import load_checkpoint
+
+    (offline,) = (tmp_path / "offline").glob("gac-*/checkpoint.pt")
+    assert load_checkpoint(offline)["config"]["model"]["d_model"] == 16
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     methods = [r["method"] for r in rows]
     assert methods == ["gac auto", "gac auto, evaluated planning once", "gac no-expl",
