@@ -74,14 +74,15 @@ def dataset_for(task: str, seed: int, data_steps: int | None) -> Path:
     return Path(resolve_dataset(task, seed=seed, progress=True).metadata["source"])
 
 
-def offline_checkpoint(path: Path, seed: int, steps: int, root: Path,
+def offline_checkpoint(path: Path, task: str, seed: int, steps: int, root: Path,
                        gac_set: list[str] = ()) -> Path:
     """The offline GAC for this file and seed (trained here unless ``root`` holds it), with
     the --gac-set overrides that shape offline training (data, model, train); the online and
     inference ones act in the online stages only."""
     sets = [f"train.steps={steps}",
             *(x for x in gac_set if x.split(".", 1)[0] in ("data", "model", "train"))]
-    run_dir = root / f"gac-{path.stem}-{steps}-{gac_version(path, sets)}"
+    # named by the task's preset with these overrides: another preset trains another model
+    run_dir = root / f"gac-{path.stem}-{steps}-{gac_version(task, sets)}"
     trainer = make_trainer(str(path), run_dir, seed=seed, overrides=sets, resume=True,
                            progress=False)
     if trainer.step < steps:
@@ -273,7 +274,7 @@ def main() -> None:
         for method, sets in todo.items():
             if (method, seed) in have:
                 continue
-            ckpt = ckpt or offline_checkpoint(path, seed, args.offline_steps,
+            ckpt = ckpt or offline_checkpoint(path, task.name, seed, args.offline_steps,
                                               Path(args.offline_root), args.gac_set)
             run_dir = out / f"{path.stem}-{method.replace(' ', '-')}-{env_steps}-{run_id}-s{seed}"
             # The offline checkpoint's saved inference settings may be older than the preset's.

@@ -39,6 +39,11 @@ def test_maze2d_variants_sweep_replanning_and_peers(tmp_path: Path, monkeypatch,
 
     (offline,) = (tmp_path / "offline").glob("gac-*/checkpoint.pt")
     assert load_checkpoint(offline)["config"]["model"]["d_model"] == 16
+    # Its folder is named by the task preset's fingerprint: a changed preset trains anew.
+    from maze2d import gac_version
+
+    assert offline.parent.name.endswith(
+        gac_version("maze2d-umaze", ["train.steps=2", "model.d_model=16"]))
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     methods = [r["method"] for r in rows]
     assert methods == ["gac auto", "gac auto, evaluated planning once", "gac no-expl",
