@@ -484,10 +484,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # two steps' displacement): 2.12x the updates/s, and, paired on one machine (3 seeds, the
     # benchmark's files), umaze 26.5 vs 21.7 and medium -3.4 vs -5.4 (stitch 0.3 vs -3.0):
     # the parameters then see each chain as an earlier window left it, as with param_window=fresh.
+    # An end head (end_sigma 0.1: the plan must also say where its segment ends) on umaze and
+    # medium: 3 seeds, the benchmark's files, umaze 2,000 updates 36.2 vs 26.5 (rerun on another
+    # machine: 36.9), medium 16,000 updates 18.1 vs 11.3. Not on large: 0.8 and 10.6 vs 4.6 and
+    # 50.5 on seeds 0-1 at 16,000 updates (docs/design-notes.md, "an end head").
     **{f"maze2d-{name}": {
         "model": {"d_model": 64, "n_layers": 2, "context_steps": 1, "max_timestep": horizon,
                   "timestep_embedding": False, "prior": "mlp", "return_condition_s0": True,
-                  "state_encoder": "mlp"},
+                  "state_encoder": "mlp", "end_sigma": end_sigma},
         "train": {"steps": steps, "batch_size": batch, "window": 8, "lr": 1e-3,
                   "posterior_temperature": 1.0, "langevin_noise": 0.0,
                   "chain_grad": "shared", "langevin_steps": 1, "langevin_step_size": 0.424},
@@ -496,9 +500,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # 3 seeds, 7,200 steps: gain without exploration -2.0 against -8.7 with every episode's
         # plans, with automatic exploration -3.4 against -4.1; docs/design-notes.md)
         "online": {"env_steps": 48 * horizon, "plan_bank": "offline"},
-    } for name, horizon, steps, batch, inference in (
-        ("umaze", 300, 2000, 128, _LOCAL), ("medium", 600, 3000, 128, _STATE),
-        ("large", 800, 4000, 256, _STITCH))},
+    } for name, horizon, steps, batch, inference, end_sigma in (
+        ("umaze", 300, 2000, 128, _LOCAL, 0.1), ("medium", 600, 3000, 128, _STATE, 0.1),
+        ("large", 800, 4000, 256, _STITCH, 0.0))},
     # Locomotion: LPT's width and depth with a 16-step context, and 32 windows of 16 steps per
     # update without burn-in (the first steps of a window see a shorter history, as DT's do):
     # with the exact burn-in of 3 x 15 steps an update costs 3x more on CPU. Measured on
