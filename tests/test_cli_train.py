@@ -96,7 +96,16 @@ def test_eval_help_lists_the_registered_modes():
 
 
 def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
+    """`gac run` on its default task, maze2d-umaze: the preset's own plan choice (``local``)
+    against random plans on both scales, then the online stages; a rerun resumes."""
+    from gac.data.datasets import make_cached
+    from gac.paths import dataset_path
+    from gac.tasks import get_task
+
     monkeypatch.setenv("GAC_CACHE", str(tmp_path / "cache"))
+    task = get_task("maze2d-umaze")
+    # A small file where the task's default (D4RL's 1M steps) would be made.
+    make_cached(task.name, 0, dataset_path(task.name, task.default_steps, 0), False, steps=3000)
     run_dir = tmp_path / "pipeline"
     args = ["run", "--steps", "3", "--episodes", "2", "--run-dir", str(run_dir),
             "--online-env-steps", "600", *TINY, "--set", "online.stages=1",
@@ -106,6 +115,11 @@ def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "[4/4] online stages: 600" in result.output and "score before online stages" in result.output
+    assert "maze2d-umaze" in result.output and "local and random plans" in result.output
+    results = (run_dir / "results.md").read_text()
+    rows = [line for line in results.splitlines() if line.startswith(("| local ", "| random "))]
+    assert len(rows) == 2 and "D4RL scale" in results
+    assert all(len(row.strip("|").split("|")) == 7 for row in rows)
     for name in ("checkpoint.pt", "results.md", "learning_curve.png", "online/report.md",
                  "online/online.png"):
         assert (run_dir / name).exists(), name

@@ -14,8 +14,8 @@ from gac.sweep.commands import register as register_sweep
 
 app = typer.Typer(
     help="Generative Actor Critic: offline and offline-to-online RL by generative modelling of "
-    "trajectories and their returns.\n\nStart with `gac run` (the default pipeline on "
-    "pointmaze-umaze-goal), or `gac data make pointmaze-umaze-goal` to build a dataset.",
+    "trajectories and their returns.\n\nStart with `gac run` (the default pipeline on D4RL's "
+    "maze2d-umaze), or `gac data make maze2d-umaze` to build a dataset.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -357,7 +357,8 @@ def _run_online(online, run_dir: Path) -> list[dict[str, float]]:
 
 @app.command("run")
 def run_cmd(
-    task: Annotated[str, typer.Option(help="Task to run the pipeline on.")] = "pointmaze-umaze-goal",
+    task: Annotated[str, typer.Option(help="Task to run the pipeline on (default: D4RL's "
+                                           "maze2d-umaze, where GAC leads its peers).")] = "maze2d-umaze",
     seed: Annotated[int, typer.Option(help="Seed for data, training and evaluation.")] = 0,
     steps: Annotated[int | None, typer.Option(help="Gradient updates (default: task preset).")] = None,
     episodes: Annotated[int, typer.Option(help="Evaluation episodes per seed.")] = 50,

@@ -162,29 +162,6 @@ def test_d4rl_file_trains_and_evaluates_end_to_end(tmp_path):
     assert "D4RL scale" in ev.output
 
 
-def test_run_pipeline_on_maze2d_evaluates_the_presets_plans(tmp_path, monkeypatch):
-    """`gac run --task maze2d-umaze` scores the preset's own plan choice (``local``) against
-    random plans, on both scales, not exploitation by ascent (which the bank modes replace)."""
-    from gac.data.datasets import make_cached
-    from gac.paths import dataset_path
-
-    monkeypatch.setenv("GAC_CACHE", str(tmp_path / "cache"))
-    task = get_task("maze2d-umaze")
-    # A small file where the task's default (D4RL's 1M steps) would be made.
-    make_cached(task.name, 0, dataset_path(task.name, task.default_steps, 0), False, steps=3000)
-    run_dir = tmp_path / "pipeline"
-    res = runner.invoke(app, ["run", "--task", "maze2d-umaze", "--steps", "3", "--episodes", "2",
-                              "--run-dir", str(run_dir), "--online-env-steps", "0",
-                              "--set", "model.d_model=16", "--set", "train.batch_size=8",
-                              "--set", "train.warmup_steps=1"])
-    assert res.exit_code == 0, res.output
-    assert "local and random plans" in res.output
-    rows = [line for line in (run_dir / "results.md").read_text().splitlines()
-            if line.startswith(("| local ", "| random "))]
-    assert len(rows) == 2 and "D4RL scale" in (run_dir / "results.md").read_text()
-    assert all(len(row.strip("|").split("|")) == 7 for row in rows)
-
-
 def test_a_dataset_of_other_dimensions_fails_before_training(tmp_path, tiny_maze_path):
     path = tmp_path / "maze2d-umaze-v1.hdf5"
     write_d4rl_maze2d(path, steps=500)
