@@ -4,7 +4,7 @@
                                 [--seeds 0,1,2] [--steps 2000] [--episodes 50]
                                 [--data-steps N] [--algos gac,gac-local,gac-once,gac-select,
                                  gac-exploit,gac-prior,gac-elite,gac-stitch,gac-stitch15,gac-state,
-                                 gac-state25,gac-lookahead,
+                                 gac-state25,gac-lookahead,gac-lookahead-data,
                                  bc,bc10,dt,iql,cql]
                                 [--gac-set SECTION.FIELD=VALUE ...]
 
@@ -27,7 +27,8 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
   GAC-STITCH15, the same re-planned every 15 steps instead of 5; GAC-STATE, ``stitch`` every
   15 steps among the 2% of segments nearest on the whole state, velocity included; GAC-STATE25,
   the same re-planned every 25 steps; GAC-LOOKAHEAD, the preset's candidates each valued
-  from the current state by the model, ``--mode lookahead``, for models with an end head).
+  from the current state by the model, ``--mode lookahead``, for models with an end head;
+  GAC-LOOKAHEAD-DATA, the same with the segments' data returns in place of the return head's).
   GAC sees only segment returns, never step rewards.
 - BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
   with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
@@ -102,6 +103,8 @@ GAC_MODES: dict[str, list[str]] = {
     # the preset's candidates and re-planning, each valued from the current state by the model:
     # predicted return plus the stitched value at the end head's predicted end (end head only)
     "gac-lookahead": ["inference.mode=lookahead"],
+    # the same with each candidate's own data return in place of the return head's r(z, s)
+    "gac-lookahead-data": ["inference.mode=lookahead", "inference.lookahead_return=data"],
 }
 PEERS = ("bc", "bc10", "dt", "iql", "cql")
 ALGOS = (*GAC_MODES, *PEERS)

@@ -110,6 +110,9 @@ class InferenceConfig:
     # stitch_gamma per step of a segment.
     stitch_gamma: float = 0.99
     stitch_radius: float = 0.5
+    # lookahead: a candidate's own term, r(z, s) from the return head for this state ("model"),
+    # or the segment's data return y_i ("data"); either way plus gamma^L V(e(z, s)).
+    lookahead_return: Literal["model", "data"] = "model"
     # Re-plan every this many steps (0: once per episode): a new plan from the current state as
     # s0, by the same mode; the decoder's history is replayed under the new plan.
     replan_every: int = 0

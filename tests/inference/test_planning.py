@@ -354,3 +354,18 @@ def test_lookahead_values_a_plan_by_where_the_model_says_it_ends_from_here(model
     model.end_head = _EndsByPlan(keys, bank.ends)
     cfg.mode = "lookahead"
     torch.testing.assert_close(plan(model, state, cfg, bank=bank), bank.z0[[0]])
+
+
+def test_lookahead_can_rank_by_the_segments_data_returns(model):
+    bank = _chain_bank()
+    state = torch.tensor([[0.1, 0.0, 0, 0, 0]])  # candidates A (nearest) and D
+    with torch.no_grad():
+        model.return_head.net[-1].weight.zero_()  # r(z, s) equal for every plan
+        keys = model.prior(bank.z0)
+    far = torch.zeros(4, 5)
+    far[:, :2] = 9.0  # every plan is predicted to end where no segment starts
+    model.end_head = _EndsByPlan(keys, far)
+    cfg = InferenceConfig(mode="lookahead", local_share=0.5, local_dims=2)
+    torch.testing.assert_close(plan(model, state, cfg, bank=bank), bank.z0[[0]])  # a tie: A
+    cfg.lookahead_return = "data"  # D's own return 1 beats A's 0
+    torch.testing.assert_close(plan(model, state, cfg, bank=bank), bank.z0[[3]])

@@ -422,7 +422,8 @@ def lookahead(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     segments near its data end point. Played from this state the same plan may end elsewhere.
     Here each of the ``local_share`` nearest segments' plans z is valued from this state s:
     r(z, s) + gamma^L V(e(z, s)), the return head's prediction plus the stitched value V of
-    the segments that start near the end head's predicted end e(z, s). Needs an end head
+    the segments that start near the end head's predicted end e(z, s)
+    (``lookahead_return="data"``: the segment's data return y_i in place of r). Needs an end head
     (``model.end_sigma`` > 0); returns only, no step rewards."""
     bank = _bank_with_starts(model, bank, s0)
     if model.end_head is None:
@@ -436,8 +437,11 @@ def lookahead(model: GACModel, s0: Tensor, cfg: InferenceConfig,
         flat = near.reshape(-1)
         z = model.prior(bank.z0[flat.to(bank.z0.device)].to(device=p.device, dtype=p.dtype))
         s = s0.to(p).repeat_interleave(k, dim=0)
-        y = model.unscale_return(model.predict_return(z, s if model.cfg.return_condition_s0
-                                                      else None))
+        if cfg.lookahead_return == "data":
+            y = torch.as_tensor(bank.returns, device=p.device, dtype=p.dtype)[flat.to(p.device)]
+        else:
+            y = model.unscale_return(model.predict_return(z, s if model.cfg.return_condition_s0
+                                                          else None))
         end = model.end_head(z, model.normalise_obs(s)) * model.obs_std + model.obs_mean
         lengths = torch.as_tensor(bank.lengths, device=p.device, dtype=p.dtype)[flat.to(p.device)]
         score = y + cfg.stitch_gamma ** lengths * _value_at(
