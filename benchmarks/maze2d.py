@@ -16,8 +16,10 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
 - GAC: the task's preset (`gac train FILE`, `gac eval`). On umaze the plan of the best-return
   training segment among the tenth of them that start nearest the current position (`local`),
   re-planned every 5 steps; on large the best stitched value among the nearest 4% (`stitch`),
-  re-planned every 15 steps; on medium the same among the nearest 2% on the whole state,
-  every 25 steps (= GAC-STATE25). The same trained model is also evaluated with umaze's
+  re-planned every 15 steps; on medium the nearest 2% on the whole state, each valued by its
+  data return plus the stitched value where the end head says it ends from here, every 25
+  steps (= GAC-LOOKAHEAD-DATA; before the twentieth session `stitch`, = GAC-STATE25). The same
+  trained model is also evaluated with umaze's
   choice (GAC-LOCAL), planning once (GAC-ONCE), with the bank plan
   of highest predicted return r(U(z0), s0) re-planned every sixth of the horizon (GAC-SELECT,
   the previous preset), with exploitation by ascent (GAC-EXPLOIT), with prior samples
