@@ -104,7 +104,7 @@ GAC_MODES: dict[str, list[str]] = {
                     "inference.local_share=0.02", "inference.replan_every=25"],
     # the preset's candidates and re-planning, each valued from the current state by the model:
     # predicted return plus the stitched value at the end head's predicted end (end head only)
-    "gac-lookahead": ["inference.mode=lookahead"],
+    "gac-lookahead": ["inference.mode=lookahead", "inference.lookahead_return=model"],
     # the same with each candidate's own data return in place of the return head's r(z, s)
     "gac-lookahead-data": ["inference.mode=lookahead", "inference.lookahead_return=data"],
 }
