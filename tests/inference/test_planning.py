@@ -276,7 +276,7 @@ def _chain_bank(gamma_len: int = 10):
 
 
 def test_stitched_values_are_the_best_discounted_chain_return(model):
-    from gac.inference.modes import stitched_values
+    from gac.inference.bank import stitched_values
 
     bank = _chain_bank()
     v = stitched_values(model, bank, gamma=0.9, radius=0.5, dims=2)
@@ -290,7 +290,7 @@ def test_stitched_values_are_the_best_discounted_chain_return(model):
 
 
 def test_stitched_values_on_every_entry_follow_the_models_normalisation(model):
-    from gac.inference.modes import stitched_values
+    from gac.inference.bank import stitched_values
 
     bank = _chain_bank()
     near = stitched_values(model, bank, gamma=0.9, radius=0.5, dims=0)

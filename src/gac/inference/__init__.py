@@ -1,11 +1,11 @@
 """Inference in the GAC model: Langevin posteriors for training, plan choice for acting."""
 
+from gac.inference.bank import PlanBank, stitched_values
 from gac.inference.explore import exploration_planner
 from gac.inference.langevin import eval_mode, langevin
 from gac.inference.modes import (
     MODES,
     Mode,
-    PlanBank,
     Planner,
     get_mode,
     make_planner,
@@ -25,6 +25,7 @@ __all__ = [
     "MODES",
     "Mode",
     "PlanBank",
+    "stitched_values",
     "Planner",
     "ascend",
     "eval_mode",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from gac.config import InferenceConfig, OnlineConfig
-from gac.inference.modes import PlanBank, plan
+from gac.inference.bank import PlanBank
+from gac.inference.modes import plan
 from gac.inference.planning import sample_conditioned
 from gac.model import GACModel
 

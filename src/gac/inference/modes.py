@@ -45,78 +45,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from gac.config import RENAMED_MODES, InferenceConfig
+from gac.inference.bank import PlanBank, in_metric, nearest_starts, stitched_values, value_at
 from gac.inference.planning import ascend, sample_conditioned
 from gac.model import GACModel
 
 Planner = Callable[[Tensor, torch.Generator], Tensor]  # raw s0 (B, obs_dim) -> z0 (B, N, d)
 
 
-class PlanBank:
-    """The training episodes' posterior plans z0 (N, n_latent, d), returns (N,), first and
-    last observations (N, obs_dim; raw units) and lengths (N,): what the ``elite``, ``refine``,
-    ``select``, ``local`` and ``stitch`` modes choose from. Kept by reference: a trainer's
-    chains update in place. Checkpoints carry them all (the chains, ``episode_returns``,
-    ``episode_first_obs``, ``episode_last_obs``, ``episode_lengths``)."""
-
-    def __init__(self, z0: Tensor, returns: np.ndarray | Tensor,
-                 starts: np.ndarray | Tensor | None = None,
-                 ends: np.ndarray | Tensor | None = None,
-                 lengths: np.ndarray | Tensor | None = None):
-        returns = np.asarray(returns, dtype=np.float64)
-        if z0.dim() != 3 or len(z0) != len(returns):
-            raise ValueError(f"plan bank: {tuple(z0.shape)} plans for {len(returns)} returns; "
-                             f"expected (N, n_latent, d) and N returns")
-        starts, ends = (self._rows(x, len(returns), what)
-                        for x, what in ((starts, "first"), (ends, "last")))
-        if lengths is not None:
-            lengths = np.asarray(lengths, dtype=np.int64)
-            if lengths.shape != returns.shape:
-                raise ValueError(f"plan bank: {lengths.shape} lengths for {len(returns)} plans")
-        self.z0, self.returns, self.starts, self.ends, self.lengths = (z0, returns, starts, ends,
-                                                                      lengths)
-        self._values: dict[tuple, Tensor] = {}  # stitched values, memoised
-
-    @staticmethod
-    def _rows(x: np.ndarray | Tensor | None, n: int, what: str) -> Tensor | None:
-        if x is None:
-            return None
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        if x.dim() != 2 or len(x) != n:
-            raise ValueError(f"plan bank: {what} observations of shape {tuple(x.shape)} for "
-                             f"{n} plans; expected (N, obs_dim)")
-        return x
-
-    def arrays(self) -> tuple[Tensor, np.ndarray, Tensor | None, Tensor | None,
-                              np.ndarray | None]:
-        """What the bank is made of, for ``PlanBank(*arrays)`` elsewhere (Ray actors)."""
-        return self.z0.detach().cpu(), self.returns, self.starts, self.ends, self.lengths
-
-    def head(self, n: int) -> PlanBank:
-        """The bank of the first ``n`` plans (views of this one's arrays)."""
-        rows = (None if x is None else x[:n] for x in (self.starts, self.ends, self.lengths))
-        return PlanBank(self.z0[:n], self.returns[:n], *rows)
-
-    def top(self, k: int) -> Tensor:
-        """The plans of the ``k`` highest-return episodes (k, n_latent, d), best first."""
-        if k < 1:
-            raise ValueError(f"inference.elite_episodes must be at least 1, got {k}")
-        top = torch.as_tensor(np.argsort(-self.returns, kind="stable")[:k])
-        return self.z0[top.to(self.z0.device)]
-
-    def draw(self, k: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        """``batch`` plans drawn uniformly from those of the ``k`` highest-return episodes."""
-        top = self.top(k)
-        device = generator.device if generator is not None else "cpu"
-        pick = torch.randint(len(top), (batch,), generator=generator, device=device)
-        return top[pick.to(top.device)]
-
-
-# A mode's planner: (model, s0, cfg, generator, bank=, target_return=, extra_starts=) -> z0.
 ModeFn = Callable[..., Tensor]
 
 
@@ -166,70 +105,6 @@ def _checked_bank(model: GACModel, bank: PlanBank | None) -> PlanBank:
     return bank
 
 
-def _in_metric(model: GACModel, x: Tensor, dims: int) -> Tensor:
-    """Rows of raw observations in the space where ``local`` and ``stitch`` measure nearness:
-    the first ``dims`` entries as they are, or (0) all of them, normalised."""
-    if dims > x.shape[1]:
-        raise ValueError(f"inference.local_dims={dims}, but observations have {x.shape[1]} "
-                         f"entries")
-    p = model.obs_mean
-    x = x.to(p)
-    return x[:, :dims] if dims else (x - p) / model.obs_std
-
-
-def _nearest(model: GACModel, s0: Tensor, starts: Tensor, k: int, dims: int) -> Tensor:
-    """Indices (B, k) of the k bank starts nearest each state, nearest first (``_in_metric``)."""
-    a, b = _in_metric(model, s0, dims), _in_metric(model, starts, dims)
-    k = min(k, len(b))
-    out = torch.empty(len(a), k, dtype=torch.long, device=a.device)
-    chunk = max(1, 2**24 // max(1, len(b)))  # bounded (chunk, N) distance matrices
-    for i in range(0, len(a), chunk):
-        out[i:i + chunk] = torch.cdist(a[i:i + chunk], b).topk(k, dim=1, largest=False).indices
-    return out
-
-
-def stitched_values(model: GACModel, bank: PlanBank, gamma: float, radius: float,
-                    dims: int) -> Tensor:
-    """V_i = y_i + gamma^L_i max_j V_j over the segments j whose first observation lies within
-    ``radius`` of segment i's last one (0 where none does): the best discounted return of a
-    chain of data segments that begins with i. Returns only, no step rewards: it is value
-    iteration on the graph of segments that the data could have joined end to start. Memoised
-    on the bank; (N,) on the model's device."""
-    # Nearness on every entry (dims 0) is measured after the model's normalisation, so the
-    # statistics are part of the key: one bank may serve models normalised differently.
-    stats = () if dims else (tuple(model.obs_mean.tolist()), tuple(model.obs_std.tolist()))
-    key = (gamma, radius, dims, stats)
-    if key in bank._values:
-        return bank._values[key]
-    if bank.ends is None or bank.lengths is None:
-        raise ValueError("stitched values need the training segments' last observations and "
-                         "lengths: this plan bank has none (a checkpoint written before they "
-                         "were stored: retrain)")
-    starts, ends = _in_metric(model, bank.starts, dims), _in_metric(model, bank.ends, dims)
-    src, dst = [], []  # edges i -> j, found in bounded (chunk, N) blocks
-    chunk = max(1, 2**24 // max(1, len(starts)))
-    for i in range(0, len(ends), chunk):
-        e, j = (torch.cdist(ends[i:i + chunk], starts) <= radius).nonzero(as_tuple=True)
-        src.append(e + i)
-        dst.append(j)
-    src, dst = torch.cat(src), torch.cat(dst)
-    y = torch.as_tensor(bank.returns, device=starts.device)
-    disc = torch.as_tensor(float(gamma) ** bank.lengths.astype(np.float64), device=y.device)
-    has_next = torch.zeros(len(y), dtype=torch.bool, device=y.device)
-    has_next[src] = True
-    v = y.clone()
-    # gamma^L < 1 makes this a contraction; it converges to 1e-6 of the return scale
-    for _ in range(10_000):
-        best = torch.full_like(y, -torch.inf).scatter_reduce(0, src, v[dst], "amax")
-        new = y + disc * torch.where(has_next, best, torch.zeros_like(best))
-        done = (new - v).abs().max() <= 1e-6 * (1 + y.abs().max())
-        v = new
-        if done:
-            break
-    bank._values[key] = v.to(model.obs_mean.dtype)
-    return bank._values[key]
-
-
 def _best_near(model: GACModel, s0: Tensor, cfg: InferenceConfig, bank: PlanBank,
                labels: Tensor) -> Tensor:
     """The plan of the highest-``labels`` segment among the candidates for each state: the
@@ -239,11 +114,11 @@ def _best_near(model: GACModel, s0: Tensor, cfg: InferenceConfig, bank: PlanBank
         k = max(1, round(cfg.local_share * len(bank.starts)))
         dist = None
         if cfg.local_radius > 0:  # every distance is needed: the share's nearest come from it
-            dist = torch.cdist(_in_metric(model, s0, cfg.local_dims),
-                               _in_metric(model, bank.starts, cfg.local_dims))  # (B, N)
+            dist = torch.cdist(in_metric(model, s0, cfg.local_dims),
+                               in_metric(model, bank.starts, cfg.local_dims))  # (B, N)
             near = dist.topk(min(k, dist.shape[1]), dim=1, largest=False).indices
         else:
-            near = _nearest(model, s0, bank.starts, k, cfg.local_dims)
+            near = nearest_starts(model, s0, bank.starts, k, cfg.local_dims)
         labels = labels.to(near.device)
         best = labels[near].argmax(dim=1)  # the first: nearest among equals
         pick = near[torch.arange(len(near), device=near.device), best]
@@ -397,21 +272,6 @@ def stitch(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     return _best_near(model, s0, cfg, bank, v)
 
 
-def _value_at(model: GACModel, points: Tensor, bank: PlanBank, v: Tensor, radius: float,
-              dims: int) -> Tensor:
-    """max v_j over the bank segments whose first observation lies within ``radius`` of each
-    raw point (M, obs_dim), 0 where none does: ``stitched_values``' continuation, from anywhere."""
-    a, b = _in_metric(model, points, dims), _in_metric(model, bank.starts, dims)
-    out = torch.zeros(len(a), dtype=v.dtype, device=a.device)
-    v = v.to(a.device)
-    chunk = max(1, 2**24 // max(1, len(b)))
-    for i in range(0, len(a), chunk):
-        within = torch.cdist(a[i:i + chunk], b) <= radius
-        best = torch.where(within, v[None, :], -torch.inf).max(dim=1).values
-        out[i:i + chunk] = torch.where(best > -torch.inf, best, torch.zeros_like(best))
-    return out
-
-
 @register("lookahead", "stitch, with each nearby plan valued from this state by the model: "
                        "its predicted return, plus the stitched value where its end head "
                        "says it ends")
@@ -433,7 +293,7 @@ def lookahead(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     p = model.obs_mean
     with torch.no_grad():
         k = max(1, min(len(bank.starts), round(cfg.local_share * len(bank.starts))))
-        near = _nearest(model, s0, bank.starts, k, cfg.local_dims)  # (B, k)
+        near = nearest_starts(model, s0, bank.starts, k, cfg.local_dims)  # (B, k)
         flat = near.reshape(-1)
         z = model.prior(bank.z0[flat.to(bank.z0.device)].to(device=p.device, dtype=p.dtype))
         s = s0.to(p).repeat_interleave(k, dim=0)
@@ -444,7 +304,7 @@ def lookahead(model: GACModel, s0: Tensor, cfg: InferenceConfig,
                                                           else None))
         end = model.end_head(z, model.normalise_obs(s)) * model.obs_std + model.obs_mean
         lengths = torch.as_tensor(bank.lengths, device=p.device, dtype=p.dtype)[flat.to(p.device)]
-        score = y + cfg.stitch_gamma ** lengths * _value_at(
+        score = y + cfg.stitch_gamma ** lengths * value_at(
             model, end, bank, v, cfg.stitch_radius, cfg.local_dims)
         best = score.view(len(near), k).argmax(dim=1)
         pick = near[torch.arange(len(near), device=near.device), best.to(near.device)]
