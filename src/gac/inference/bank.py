@@ -5,6 +5,8 @@ of a chain of data segments joined end to start (returns only, no step rewards).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -15,7 +17,7 @@ from gac.model import GACModel
 class PlanBank:
     """The training episodes' posterior plans z0 (N, n_latent, d), returns (N,), first and
     last observations (N, obs_dim; raw units) and lengths (N,): what the ``elite``, ``refine``,
-    ``select``, ``local`` and ``stitch`` modes choose from. Kept by reference: a trainer's
+    ``select``, ``local``, ``stitch`` and ``lookahead`` modes choose from. Kept by reference: a trainer's
     chains update in place. Checkpoints carry them all (the chains, ``episode_returns``,
     ``episode_first_obs``, ``episode_last_obs``, ``episode_lengths``)."""
 
@@ -72,9 +74,6 @@ class PlanBank:
         return top[pick.to(top.device)]
 
 
-# A mode's planner: (model, s0, cfg, generator, bank=, target_return=, extra_starts=) -> z0.
-
-
 def in_metric(model: GACModel, x: Tensor, dims: int) -> Tensor:
     """Rows of raw observations in the space where ``local`` and ``stitch`` measure nearness:
     the first ``dims`` entries as they are, or (0) all of them, normalised."""
@@ -86,14 +85,22 @@ def in_metric(model: GACModel, x: Tensor, dims: int) -> Tensor:
     return x[:, :dims] if dims else (x - p) / model.obs_std
 
 
+def _distance_blocks(a: Tensor, b: Tensor) -> Iterator[tuple[int, Tensor]]:
+    """(i, distances of rows a[i:i + chunk] to every row of b): bounded (chunk, N) matrices,
+    so that nearness over a large bank never holds the whole (M, N) one."""
+    chunk = max(1, 2**24 // max(1, len(b)))
+    for i in range(0, len(a), chunk):
+        yield i, torch.cdist(a[i:i + chunk], b)
+
+
 def nearest_starts(model: GACModel, s0: Tensor, starts: Tensor, k: int, dims: int) -> Tensor:
-    """Indices (B, k) of the k bank starts nearest each state, nearest first (``in_metric``)."""
+    """Indices (B, k) of the k bank starts nearest each state, nearest first (``in_metric``);
+    k is capped at the bank's size."""
     a, b = in_metric(model, s0, dims), in_metric(model, starts, dims)
     k = min(k, len(b))
     out = torch.empty(len(a), k, dtype=torch.long, device=a.device)
-    chunk = max(1, 2**24 // max(1, len(b)))  # bounded (chunk, N) distance matrices
-    for i in range(0, len(a), chunk):
-        out[i:i + chunk] = torch.cdist(a[i:i + chunk], b).topk(k, dim=1, largest=False).indices
+    for i, dist in _distance_blocks(a, b):
+        out[i:i + len(dist)] = dist.topk(k, dim=1, largest=False).indices
     return out
 
 
@@ -115,10 +122,9 @@ def stitched_values(model: GACModel, bank: PlanBank, gamma: float, radius: float
                          "lengths: this plan bank has none (a checkpoint written before they "
                          "were stored: retrain)")
     starts, ends = in_metric(model, bank.starts, dims), in_metric(model, bank.ends, dims)
-    src, dst = [], []  # edges i -> j, found in bounded (chunk, N) blocks
-    chunk = max(1, 2**24 // max(1, len(starts)))
-    for i in range(0, len(ends), chunk):
-        e, j = (torch.cdist(ends[i:i + chunk], starts) <= radius).nonzero(as_tuple=True)
+    src, dst = [], []  # edges i -> j
+    for i, dist in _distance_blocks(ends, starts):
+        e, j = (dist <= radius).nonzero(as_tuple=True)
         src.append(e + i)
         dst.append(j)
     src, dst = torch.cat(src), torch.cat(dst)
@@ -146,9 +152,7 @@ def value_at(model: GACModel, points: Tensor, bank: PlanBank, v: Tensor, radius:
     a, b = in_metric(model, points, dims), in_metric(model, bank.starts, dims)
     out = torch.zeros(len(a), dtype=v.dtype, device=a.device)
     v = v.to(a.device)
-    chunk = max(1, 2**24 // max(1, len(b)))
-    for i in range(0, len(a), chunk):
-        within = torch.cdist(a[i:i + chunk], b) <= radius
-        best = torch.where(within, v[None, :], -torch.inf).max(dim=1).values
-        out[i:i + chunk] = torch.where(best > -torch.inf, best, torch.zeros_like(best))
+    for i, dist in _distance_blocks(a, b):
+        best = torch.where(dist <= radius, v[None, :], -torch.inf).max(dim=1).values
+        out[i:i + len(dist)] = torch.where(best > -torch.inf, best, torch.zeros_like(best))
     return out

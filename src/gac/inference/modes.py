@@ -56,6 +56,7 @@ from gac.model import GACModel
 Planner = Callable[[Tensor, torch.Generator], Tensor]  # raw s0 (B, obs_dim) -> z0 (B, N, d)
 
 
+# A mode's planner: (model, s0, cfg, generator, bank=, target_return=, extra_starts=) -> z0.
 ModeFn = Callable[..., Tensor]
 
 
@@ -284,7 +285,8 @@ def lookahead(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     r(z, s) + gamma^L V(e(z, s)), the return head's prediction plus the stitched value V of
     the segments that start near the end head's predicted end e(z, s)
     (``lookahead_return="data"``: the segment's data return y_i in place of r). Needs an end head
-    (``model.end_sigma`` > 0); returns only, no step rewards."""
+    (``model.end_sigma`` > 0); returns only, no step rewards. Candidates are the share's nearest
+    only: ``local_radius`` is not read here."""
     bank = _bank_with_starts(model, bank, s0)
     if model.end_head is None:
         raise ValueError("lookahead plans need an end head (model.end_sigma > 0); this model "
@@ -292,8 +294,10 @@ def lookahead(model: GACModel, s0: Tensor, cfg: InferenceConfig,
     v = stitched_values(model, bank, cfg.stitch_gamma, cfg.stitch_radius, cfg.local_dims)
     p = model.obs_mean
     with torch.no_grad():
-        k = max(1, min(len(bank.starts), round(cfg.local_share * len(bank.starts))))
-        near = nearest_starts(model, s0, bank.starts, k, cfg.local_dims)  # (B, k)
+        near = nearest_starts(model, s0, bank.starts,
+                              max(1, round(cfg.local_share * len(bank.starts))),
+                              cfg.local_dims)  # (B, k)
+        k = near.shape[1]
         flat = near.reshape(-1)
         z = model.prior(bank.z0[flat.to(bank.z0.device)].to(device=p.device, dtype=p.dtype))
         s = s0.to(p).repeat_interleave(k, dim=0)
