@@ -4,7 +4,7 @@
                                 [--seeds 0,1,2] [--steps 2000] [--episodes 50]
                                 [--data-steps N] [--algos gac,gac-local,gac-once,gac-select,
                                  gac-exploit,gac-prior,gac-elite,gac-stitch,gac-stitch15,gac-state,
-                                 gac-state25,gac-lookahead,gac-lookahead-data,
+                                 gac-state25,gac-lookahead,gac-lookahead-data,gac-arrive,
                                  bc,bc10,dt,iql,cql]
                                 [--gac-set SECTION.FIELD=VALUE ...]
 
@@ -30,7 +30,9 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
   15 steps among the 2% of segments nearest on the whole state, velocity included; GAC-STATE25,
   the same re-planned every 25 steps; GAC-LOOKAHEAD, the preset's candidates each valued
   from the current state by the model, ``--mode lookahead``, for models with an end head;
-  GAC-LOOKAHEAD-DATA, the same with the segments' data returns in place of the return head's).
+  GAC-LOOKAHEAD-DATA, the same with the segments' data returns in place of the return head's;
+  GAC-ARRIVE, ``--mode arrive``: among the segments that end where the best-return segments
+  start, the one starting nearest the current position, every 5 steps).
   GAC sees only segment returns, never step rewards.
 - BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
   with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
@@ -107,6 +109,10 @@ GAC_MODES: dict[str, list[str]] = {
     "gac-lookahead": ["inference.mode=lookahead", "inference.lookahead_return=model"],
     # the same with each candidate's own data return in place of the return head's r(z, s)
     "gac-lookahead-data": ["inference.mode=lookahead", "inference.lookahead_return=data"],
+    # the segments that end where the best segments start, the nearest start among them, every
+    # 5 steps: drive to where the returns are earned and hold there (``--mode arrive``)
+    "gac-arrive": ["inference.mode=arrive", "inference.local_dims=2",
+                   "inference.replan_every=5"],
 }
 PEERS = ("bc", "bc10", "dt", "iql", "cql")
 ALGOS = (*GAC_MODES, *PEERS)

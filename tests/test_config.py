@@ -54,7 +54,7 @@ def test_old_names_are_refused_as_overrides_with_the_new_ones():
 def test_the_default_mode_is_registered():
     assert InferenceConfig().mode in MODES
     assert list(MODES) == ["exploit", "refine", "guided", "random", "elite", "select", "local",
-                           "stitch", "lookahead"]
+                           "stitch", "lookahead", "arrive"]
 
 
 def literal_fields():

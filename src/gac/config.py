@@ -92,6 +92,7 @@ class InferenceConfig:
     langevin_step_size: float = 0.3  # guided and online exploration: the step s
     langevin_noise: float = 1.0  # guided: noise scale (1: Langevin; 0: descent to the mode)
     elite_episodes: int = 8  # elite, refine, select: plans drawn from this many best
+    # (arrive: the first observations of this many best segments mark the destination)
     # local: the plan of the best-return segment among the `local_share` of the training
     # segments whose first observation lies nearest the current state; nearness on the
     # observation's first `local_dims` entries (mazes: 2, the position), or on every entry,
@@ -107,7 +108,8 @@ class InferenceConfig:
     local_radius: float = 0.0
     # stitch: segment i leads to segment j where j's first observation lies within
     # `stitch_radius` of i's last (in local_dims' metric); values are discounted by
-    # stitch_gamma per step of a segment.
+    # stitch_gamma per step of a segment. arrive: a segment arrives at the destination where
+    # its last observation lies within `stitch_radius` of it.
     stitch_gamma: float = 0.99
     stitch_radius: float = 0.5
     # lookahead: a candidate's own term, r(z, s) from the return head for this state ("model"),

@@ -369,3 +369,25 @@ def test_lookahead_can_rank_by_the_segments_data_returns(model):
     torch.testing.assert_close(plan(model, state, cfg, bank=bank), bank.z0[[0]])  # a tie: A
     cfg.lookahead_return = "data"  # D's own return 1 beats A's 0
     torch.testing.assert_close(plan(model, state, cfg, bank=bank), bank.z0[[3]])
+
+
+def test_arrive_plays_a_segment_that_ends_where_the_best_segments_start(model):
+    bank = _chain_bank()  # B (start (1, 0.1)) earns the return; A ends at (1, 0), near it
+    cfg = InferenceConfig(mode="arrive", elite_episodes=1, local_dims=2, stitch_radius=0.5)
+    far = torch.tensor([[2.1, 0.0, 0, 0, 0], [0.0, 0.3, 0, 0, 0]])  # C's start, then D's
+    # Only A arrives at B's start, so A is played from everywhere: local would take the
+    # nearest segments' own plans (C, D).
+    torch.testing.assert_close(plan(model, far, cfg, bank=bank), bank.z0[[0, 0]])
+    # The two best (B, then D) mark two destinations: B's start (reached by A) and D's (0, 0.2),
+    # where C ends (0, 0.05): from near C's start C is nearest among the arrivals, A elsewhere.
+    cfg.elite_episodes = 2
+    torch.testing.assert_close(plan(model, far, cfg, bank=bank), bank.z0[[2, 0]])
+    # No segment ends within the radius: those ending nearest a destination arrive.
+    cfg.elite_episodes, cfg.stitch_radius = 1, 1e-3
+    torch.testing.assert_close(plan(model, far, cfg, bank=bank), bank.z0[[0, 0]])
+
+
+def test_arrive_needs_first_and_last_observations(model, s0):
+    bank = PlanBank(torch.randn(5, 4, 32), torch.zeros(5).numpy(), torch.zeros(5, 5))
+    with pytest.raises(ValueError, match="first and last observations"):
+        plan(model, s0, InferenceConfig(mode="arrive"), bank=bank)

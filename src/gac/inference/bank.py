@@ -156,3 +156,32 @@ def value_at(model: GACModel, points: Tensor, bank: PlanBank, v: Tensor, radius:
         best = torch.where(dist <= radius, v[None, :], -torch.inf).max(dim=1).values
         out[i:i + len(dist)] = torch.where(best > -torch.inf, best, torch.zeros_like(best))
     return out
+
+
+def arrivals(model: GACModel, bank: PlanBank, k: int, radius: float, dims: int) -> Tensor:
+    """Indices of the segments that *arrive* where the data's returns are earned: those whose
+    last observation lies within ``radius`` of the first observation of one of the ``k``
+    highest-return segments (if none does, those whose last observation lies nearest one).
+    Returns only: a segment that starts where return is earned scores high whatever it does
+    next, so the best segments' starts mark the destination; a segment that ends there was
+    driven to it, and its plan, played from near that point, holds there. Memoised on the bank."""
+    stats = () if dims else (tuple(model.obs_mean.tolist()), tuple(model.obs_std.tolist()))
+    key = ("arrivals", k, radius, dims, stats)
+    if key in bank._values:
+        return bank._values[key]
+    if bank.starts is None or bank.ends is None:
+        raise ValueError("arrive plans need the training segments' first and last "
+                         "observations: this plan bank has none (a checkpoint written before "
+                         "they were stored: retrain)")
+    if k < 1:
+        raise ValueError(f"inference.elite_episodes must be at least 1, got {k}")
+    best = torch.as_tensor(np.argsort(-bank.returns, kind="stable")[:k])
+    targets = in_metric(model, bank.starts[best], dims)
+    ends = in_metric(model, bank.ends, dims)
+    near = torch.empty(len(ends), dtype=targets.dtype, device=targets.device)
+    for i, dist in _distance_blocks(ends, targets):
+        near[i:i + len(dist)] = dist.min(dim=1).values
+    inside = near <= radius
+    idx = (inside if inside.any() else near <= near.min()).nonzero(as_tuple=True)[0]
+    bank._values[key] = idx
+    return idx

@@ -34,6 +34,10 @@ help, the sweep spec and the docs all read it. A new mode is a function here, re
 - ``lookahead``: ``stitch`` with each nearby plan valued from this state by the model, its
   predicted return plus the stitched value where its end head (``model.end_sigma``) says it
   ends.
+- ``arrive``: the plan of a segment that ends where the ``elite_episodes`` best segments start
+  (the place where the data's returns are earned; within ``stitch_radius``), the one whose
+  first observation lies nearest this state. Re-planned every few steps it drives there and,
+  once there, holds: its segment's controller was braking onto that point. Returns only.
 - ``refine``: the ``elite`` draw z_e, then ascent on r(U(z0), s0) - (lambda/2)|z0 - z_e|^2 (a
   trust region around it; ``n_starts`` unused): a plan known to decode well, adapted to this s0
   without leaving the region where the return head was trained. One draw, not the elite plan
@@ -49,7 +53,8 @@ import torch
 from torch import Tensor
 
 from gac.config import RENAMED_MODES, InferenceConfig
-from gac.inference.bank import PlanBank, in_metric, nearest_starts, stitched_values, value_at
+from gac.inference.bank import (PlanBank, arrivals, in_metric, nearest_starts, stitched_values,
+                                value_at)
 from gac.inference.planning import ascend, sample_conditioned
 from gac.model import GACModel
 
@@ -312,6 +317,27 @@ def lookahead(model: GACModel, s0: Tensor, cfg: InferenceConfig,
             model, end, bank, v, cfg.stitch_radius, cfg.local_dims)
         best = score.view(len(near), k).argmax(dim=1)
         pick = near[torch.arange(len(near), device=near.device), best.to(near.device)]
+    return bank.z0[pick.to(bank.z0.device)].to(device=p.device, dtype=p.dtype)
+
+
+@register("arrive", "the plan of the training segment starting nearest this state among those "
+                    "that end where the best-return segments start")
+def arrive(model: GACModel, s0: Tensor, cfg: InferenceConfig,
+           generator: torch.Generator | None = None, *, bank: PlanBank | None = None,
+           **_: object) -> Tensor:
+    """Where the data never stay (maze2d: a goal is replaced the moment it is reached), the bank
+    modes that rank segments by their returns drive to the goal and leave it again: near the
+    goal, the best-return segments are those that start there and go elsewhere. Here the
+    destination comes from the returns (the first observations of the ``elite_episodes`` best
+    segments), and only segments that end there are played (``arrivals``): from afar, the one
+    that starts nearest drives there; once there, such a plan brakes onto the point and holds
+    (docs/design-notes.md, "holding at the goal")."""
+    bank = _bank_with_starts(model, bank, s0)
+    cand = arrivals(model, bank, cfg.elite_episodes, cfg.stitch_radius, cfg.local_dims)
+    with torch.no_grad():
+        near = nearest_starts(model, s0, bank.starts[cand.cpu()], 1, cfg.local_dims)[:, 0]
+        pick = cand.to(near.device)[near]
+    p = model.obs_mean
     return bank.z0[pick.to(bank.z0.device)].to(device=p.device, dtype=p.dtype)
 
 
