@@ -53,8 +53,7 @@ import torch
 from torch import Tensor
 
 from gac.config import RENAMED_MODES, InferenceConfig
-from gac.inference.bank import (PlanBank, arrivals, in_metric, nearest_starts, stitched_values,
-                                value_at)
+from gac.inference.bank import PlanBank, arrivals, in_metric, nearest_starts, stitched_values, value_at
 from gac.inference.planning import ascend, sample_conditioned
 from gac.model import GACModel
 
