@@ -13,13 +13,14 @@ For every task and seed, the seed's dataset is made once by D4RL's recipe (`gac 
 the same number of gradient steps on that file, then plays ``--episodes`` evaluation episodes
 (D4RL's protocol: random open start cell, the fixed goal, horizon 300 / 600 / 800, sparse reward).
 
-- GAC: the task's preset (`gac train FILE`, `gac eval`). On umaze the plan of the best-return
-  training segment among the tenth of them that start nearest the current position (`local`),
-  re-planned every 5 steps; on large the best stitched value among the nearest 4% (`stitch`),
-  re-planned every 15 steps; on medium the nearest 2% on the whole state, each valued by its
-  data return plus the stitched value where the end head says it ends from here, every 25
-  steps (= GAC-LOOKAHEAD-DATA; before the twentieth session `stitch`, = GAC-STATE25). The same
-  trained model is also evaluated with umaze's
+- GAC: the task's preset (`gac train FILE`, `gac eval`). On umaze, among the training segments
+  that end where the best-return segments start, the one starting nearest the current position
+  (`arrive`; before the twenty-first session the best-return plan among the nearest tenth,
+  `local` = GAC-LOCAL), re-planned every 5 steps; on large the best stitched value among the
+  nearest 4% (`stitch`), re-planned every 15 steps; on medium the nearest 2% on the whole
+  state, each valued by its data return plus the stitched value where the end head says it
+  ends from here, every 25 steps (= GAC-LOOKAHEAD-DATA; before the twentieth session `stitch`,
+  = GAC-STATE25). The same trained model is also evaluated with umaze's earlier
   choice (GAC-LOCAL), planning once (GAC-ONCE), with the bank plan
   of highest predicted return r(U(z0), s0) re-planned every sixth of the horizon (GAC-SELECT,
   the previous preset), with exploitation by ascent (GAC-EXPLOIT), with prior samples
@@ -73,11 +74,12 @@ from gac.tasks import get_task, normalized_score
 from gac.tasks.references import PUBLISHED_MAZE2D
 
 TASKS = ("maze2d-umaze", "maze2d-medium", "maze2d-large")
-# Evaluations of one trained GAC: the preset's inference (local, re-planning), and variants;
+# Evaluations of one trained GAC: the preset's inference (re-planning), and variants;
 # "{h6}" is a sixth of the task's horizon.
 GAC_MODES: dict[str, list[str]] = {
     "gac": [],
-    # umaze's preset on every maze: the best-return plan among the nearest tenth, every 5 steps
+    # umaze's earlier preset on every maze: the best-return plan among the nearest tenth,
+    # every 5 steps
     "gac-local": ["inference.mode=local", "inference.local_share=0.1", "inference.local_dims=2",
                   "inference.replan_every=5"],
     "gac-once": ["inference.replan_every=0"],  # the preset's choice, planned once per episode

@@ -96,7 +96,7 @@ def test_eval_help_lists_the_registered_modes():
 
 
 def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
-    """`gac run` on its default task, maze2d-umaze: the preset's own plan choice (``local``)
+    """`gac run` on its default task, maze2d-umaze: the preset's own plan choice (``arrive``)
     against random plans on both scales, then the online stages; a rerun resumes."""
     from gac.data.datasets import make_cached
     from gac.paths import dataset_path
@@ -115,9 +115,9 @@ def test_run_pipeline_offline_then_online(tmp_path, monkeypatch):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "[4/4] online stages: 600" in result.output and "score before online stages" in result.output
-    assert "maze2d-umaze" in result.output and "local and random plans" in result.output
+    assert "maze2d-umaze" in result.output and "arrive and random plans" in result.output
     results = (run_dir / "results.md").read_text()
-    rows = [line for line in results.splitlines() if line.startswith(("| local ", "| random "))]
+    rows = [line for line in results.splitlines() if line.startswith(("| arrive ", "| random "))]
     assert len(rows) == 2 and "D4RL scale" in results
     assert all(len(row.strip("|").split("|")) == 7 for row in rows)
     for name in ("checkpoint.pt", "results.md", "learning_curve.png", "online/report.md",
