@@ -536,6 +536,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # halfcheetah-medium-replay 19.4 vs 9.3, average over the six datasets 32.5 vs 24.9.
     # A little noise (x0.1) looked better on seeds 0-2 but did not hold on seeds 3-4
     # (docs/design-notes.md, benchmarks/plan_usage.py).
+    # The exact two-step chains, not the mazes' one pass per update (chain_grad=shared, one
+    # step of 0.424; half the time per step): 3 seeds, 1,000 updates, the one pass was level or
+    # ahead on hopper and walker2d (e.g. walker2d-medium-replay 30.0 vs 23.4) but halfcheetah
+    # collapsed (halfcheetah-medium 16.9 vs 46.5, halfcheetah-medium-replay 10.4 vs 21.3).
     **{body: {
         "model": {"d_model": 128, "n_layers": 3, "context_steps": 16, "max_timestep": 1000,
                   "timestep_embedding": False, "return_sigma": 0.1},
