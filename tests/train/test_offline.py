@@ -45,6 +45,20 @@ def test_same_seed_same_numbers(store):
     assert [c.update()["loss"] for _ in range(3)] != la
 
 
+def test_training_runs_on_one_thread_unless_told_otherwise(store):
+    """With torch's default threads (2 on a 2-core CPU) two runs of one seed drift apart in
+    the float rounding; the default trains on one thread, where they agree (config.py)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        make(store)
+        assert torch.get_num_threads() == 1
+        make(store, extra=["train.threads=2"])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_resume_equals_uninterrupted(store, tmp_path):
     full = make(store, tmp_path / "full")
     full.train(progress=False)

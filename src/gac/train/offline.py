@@ -76,8 +76,7 @@ class Trainer:
         self.store = store
         self.run_dir = Path(run_dir) if run_dir else None
         t = cfg.train
-        if t.threads:
-            torch.set_num_threads(t.threads)
+        torch.set_num_threads(t.threads or 1)  # None: one thread, reproducible (config.py)
         check_fits(cfg, store)
         torch.manual_seed(t.seed)  # dropout and initialisation
         self.device = _device(t.device)
