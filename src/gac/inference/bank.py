@@ -93,6 +93,14 @@ def _distance_blocks(a: Tensor, b: Tensor) -> Iterator[tuple[int, Tensor]]:
         yield i, torch.cdist(a[i:i + chunk], b)
 
 
+def _memo_key(model: GACModel, dims: int, *parts: object) -> tuple:
+    """The key under which a bank memoises a quantity measured in ``local_dims``' metric. On
+    every entry (dims 0) nearness is measured after the model's normalisation, so its
+    statistics are part of the key: one bank may serve models normalised differently."""
+    stats = () if dims else (tuple(model.obs_mean.tolist()), tuple(model.obs_std.tolist()))
+    return (*parts, dims, stats)
+
+
 def nearest_starts(model: GACModel, s0: Tensor, starts: Tensor, k: int, dims: int) -> Tensor:
     """Indices (B, k) of the k bank starts nearest each state, nearest first (``in_metric``);
     k is capped at the bank's size."""
@@ -111,10 +119,7 @@ def stitched_values(model: GACModel, bank: PlanBank, gamma: float, radius: float
     chain of data segments that begins with i. Returns only, no step rewards: it is value
     iteration on the graph of segments that the data could have joined end to start. Memoised
     on the bank; (N,) on the model's device."""
-    # Nearness on every entry (dims 0) is measured after the model's normalisation, so the
-    # statistics are part of the key: one bank may serve models normalised differently.
-    stats = () if dims else (tuple(model.obs_mean.tolist()), tuple(model.obs_std.tolist()))
-    key = (gamma, radius, dims, stats)
+    key = _memo_key(model, dims, gamma, radius)
     if key in bank._values:
         return bank._values[key]
     if bank.ends is None or bank.lengths is None:
@@ -165,8 +170,7 @@ def arrivals(model: GACModel, bank: PlanBank, k: int, radius: float, dims: int) 
     Returns only: a segment that starts where return is earned scores high whatever it does
     next, so the best segments' starts mark the destination; a segment that ends there was
     driven to it, and its plan, played from near that point, holds there. Memoised on the bank."""
-    stats = () if dims else (tuple(model.obs_mean.tolist()), tuple(model.obs_std.tolist()))
-    key = ("arrivals", k, radius, dims, stats)
+    key = _memo_key(model, dims, "arrivals", k, radius)
     if key in bank._values:
         return bank._values[key]
     if bank.starts is None or bank.ends is None:
