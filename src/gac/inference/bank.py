@@ -59,12 +59,15 @@ class PlanBank:
         rows = (None if x is None else x[:n] for x in (self.starts, self.ends, self.lengths))
         return PlanBank(self.z0[:n], self.returns[:n], *rows)
 
-    def top(self, k: int) -> Tensor:
-        """The plans of the ``k`` highest-return episodes (k, n_latent, d), best first."""
+    def best(self, k: int) -> Tensor:
+        """Indices of the ``k`` highest-return episodes, best first (ties by order)."""
         if k < 1:
             raise ValueError(f"inference.elite_episodes must be at least 1, got {k}")
-        top = torch.as_tensor(np.argsort(-self.returns, kind="stable")[:k])
-        return self.z0[top.to(self.z0.device)]
+        return torch.as_tensor(np.argsort(-self.returns, kind="stable")[:k])
+
+    def top(self, k: int) -> Tensor:
+        """The plans of the ``k`` highest-return episodes (k, n_latent, d), best first."""
+        return self.z0[self.best(k).to(self.z0.device)]
 
     def draw(self, k: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
         """``batch`` plans drawn uniformly from those of the ``k`` highest-return episodes."""
@@ -177,10 +180,7 @@ def arrivals(model: GACModel, bank: PlanBank, k: int, radius: float, dims: int) 
         raise ValueError("arrive plans need the training segments' first and last "
                          "observations: this plan bank has none (a checkpoint written before "
                          "they were stored: retrain)")
-    if k < 1:
-        raise ValueError(f"inference.elite_episodes must be at least 1, got {k}")
-    best = torch.as_tensor(np.argsort(-bank.returns, kind="stable")[:k])
-    targets = in_metric(model, bank.starts[best], dims)
+    targets = in_metric(model, bank.starts[bank.best(k)], dims)
     ends = in_metric(model, bank.ends, dims)
     near = torch.empty(len(ends), dtype=targets.dtype, device=targets.device)
     for i, dist in _distance_blocks(ends, targets):
