@@ -76,3 +76,31 @@ def test_replanning_changes_plans_and_cached_equals_uncached():
         np.testing.assert_allclose(a.actions[:7], b, atol=1e-6)  # the first plan is the same
     assert not np.allclose(np.stack([e.actions[7:] for e in cached["episodes"]]),
                            np.stack([e.actions[7:] for e in once["episodes"]]), atol=1e-3)
+
+
+def test_episodes_that_end_early_stop_there_and_replay_exactly():
+    """hopper falls under an untrained policy: each episode stops at its own terminal step,
+    the others go on, and replaying the recorded actions gives the same return and length."""
+    task = get_task("hopper-medium")
+    env = task.make_env()
+    torch.manual_seed(0)
+    model = GACModel(ModelConfig(obs_dim=env.obs_dim, act_dim=env.act_dim, d_model=32,
+                                 n_layers=1, context_steps=2, max_timestep=1000, prior="mlp"))
+    with torch.no_grad():  # large actions, so that the hopper falls at varied steps
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(5.0)
+    out = rollout(model, make_envs(task.make_env, 4), 300, 6, seed=3,
+                  icfg=InferenceConfig(mode="random"), record=True)
+    lengths = out["lengths"]
+    assert (lengths < 300).all() and len(set(lengths.tolist())) > 1
+    for k, episode in enumerate(out["episodes"]):
+        assert episode.terminal and len(episode) == lengths[k]
+        env.reset(seed=3 + k)
+        total, done = 0.0, False
+        for step, action in enumerate(episode.actions):
+            assert not done, f"episode {k} went on after its terminal step {step}"
+            _, reward, done, _, _ = env.step(action)
+            total += reward
+        assert done
+        assert np.isclose(total, out["returns"][k])

@@ -151,7 +151,7 @@ class GACModel(nn.Module):
     def start_episode(self, z: Tensor) -> DecodeCache:
         """A decoding cache for plans z (B, N, d): cross-attention of z folded into per-episode
         weights once, and self-attention rings of the last 2K tokens per layer."""
-        return start_decoding(self.transformer, z)
+        return start_decoding(self.transformer, z, self.obs_mean, self.obs_std)
 
     @torch.no_grad()
     def act(self, cache: DecodeCache, obs_t: Tensor, timestep_t: int | Tensor) -> Tensor:
@@ -160,7 +160,7 @@ class GACModel(nn.Module):
         t = timestep_t  # a plain int is looked up once for the whole batch
         if not isinstance(t, int):
             t = torch.as_tensor(t, device=obs_t.device).long().expand(obs_t.shape[0])
-        return decode_state(self.transformer, cache, self.normalise_obs(obs_t), t)
+        return decode_state(self.transformer, cache, obs_t, t)
 
     @torch.no_grad()
     def observe_action(self, cache: DecodeCache, action_t: Tensor) -> None:
