@@ -47,11 +47,11 @@ structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.
 
 # Cal-QL on the sparse mazes. d3rlpy's AntMaze reproduction adapts the CQL weight by a Lagrange
 # multiplier toward an action gap of 0.8; on our 0/1 reward that multiplier ran to ~150 and the
-# critic loss to ~2,000, and the policy did not learn (README, pointmaze-medium-goal). Changed
-# against that failure: a fixed weight (no Lagrange multiplier) and the rewards scaled by
-# CALQL_REWARD_SCALE (Cal-QL's own sparse-task setting scales by 10), which keeps the
-# Monte-Carlo lower bound valid (rewards stay >= 0). "calql-lagrange" is the reproduction's
-# setting, to run beside it.
+# critic loss to ~2,000, and the policy did not learn (docs/results-history.md,
+# pointmaze-medium-goal). Changed against that failure: a fixed weight (no Lagrange
+# multiplier) and the rewards scaled by CALQL_REWARD_SCALE (Cal-QL's own sparse-task setting
+# scales by 10), which keeps the Monte-Carlo lower bound valid (rewards stay >= 0).
+# "calql-lagrange" is the reproduction's setting, to run beside it.
 CALQL_FIXED_WEIGHT = 5.0
 CALQL_REWARD_SCALE = 10.0
 
