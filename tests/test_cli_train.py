@@ -55,6 +55,15 @@ def test_train_then_eval(tiny_maze_path, tmp_path):
         predicted[mode] = s["predicted_return_mean"]
     assert len(set(predicted.values())) == len(predicted), predicted  # five different plans
 
+    # Evaluation runs on one torch thread unless told otherwise, as training does.
+    ckpt = str(run_dir / "checkpoint.pt")
+    torch.set_num_threads(2)
+    ev = runner.invoke(app, ["eval", ckpt, "--episodes", "1", "--seeds", "0", "--envs", "1"])
+    assert ev.exit_code == 0, ev.output
+    assert torch.get_num_threads() == 1
+    bad = runner.invoke(app, ["eval", ckpt, "--threads", "0"])
+    assert bad.exit_code == 2 and "--threads 0" in bad.output
+
     online_dir = tmp_path / "online"
     ft = runner.invoke(app, ["finetune", str(run_dir / "checkpoint.pt"), "--env-steps", "600",
                              "--stages", "1", "--run-dir", str(online_dir),

@@ -268,14 +268,16 @@ def eval_cmd(
     envs: Annotated[int, typer.Option(help="Environments stepped together.")] = 16,
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Inference override, e.g. --set inference.n_starts=32.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Torch threads (default 1: the same seed gives the same numbers).")] = None,
 ) -> None:
     """Run the policy in the real environment and print the normalised score."""
     from gac.config import RunConfig, apply_overrides
     from gac.runs import evaluate_checkpoint
     from gac.train.checkpoint import CheckpointError
 
-    if episodes < 1 or envs < 1:
-        _fail(f"--episodes {episodes} --envs {envs}: both must be at least 1")
+    if episodes < 1 or envs < 1 or (threads is not None and threads < 1):
+        _fail(f"--episodes {episodes} --envs {envs} --threads {threads}: each must be at least 1")
     seed_list = _parse_seeds(seeds)
     try:  # a bad mode or override fails before the checkpoint is read
         apply_overrides(RunConfig(), [*([f"inference.mode={mode}"] if mode else []),
@@ -283,7 +285,8 @@ def eval_cmd(
     except ValueError as exc:
         _fail(str(exc))
     try:
-        result = evaluate_checkpoint(checkpoint, episodes, seed_list, mode, envs, overrides)
+        result = evaluate_checkpoint(checkpoint, episodes, seed_list, mode, envs, overrides,
+                                     threads=threads)
     except (CheckpointError, ValueError, KeyError) as exc:
         _fail(str(exc))
         return

@@ -124,7 +124,10 @@ def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cp
 def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] | None = None,
                         mode: str | None = None, n_envs: int = 16,
                         inference_overrides: list[str] | None = None,
-                        progress: bool = True) -> EvalResult:
+                        progress: bool = True, threads: int | None = None) -> EvalResult:
+    """``episodes`` per seed of the checkpoint's policy. ``threads``: torch threads, None: one,
+    as in training (config.py, ``train.threads``), so an evaluation repeats to the last digit."""
+    torch.set_num_threads(threads or 1)
     model, cfg, meta, bank = load_policy(path)
     if mode:
         inference_overrides = [f"inference.mode={mode}", *(inference_overrides or [])]
