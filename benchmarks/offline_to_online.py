@@ -17,6 +17,9 @@ reused), then each GAC variant fine-tunes a copy with `gac finetune`'s machinery
   once     - as auto, with collection and evaluation planning once per episode (no re-planning);
   explore-plan - as auto, the exploring chains started at the mode's plans (5 Langevin steps);
   data-ref - as auto, y_ref and delta-y from the offline trajectories in stage 1 (the old rule);
+  refit-only - the control: the same refit updates per stage on the offline data alone, nothing
+           collected, evaluated as the stages are (what the refit does without online data; its
+           curve is drawn at the environment steps the other variants have used by then);
   dy=X     - exploration with a fixed delta-y of X reward units (``--sweep``).
 GAC gets only each episode's return online, never a step reward; the online stages use the
 current preset's inference settings. Where the preset re-plans mid-episode, the auto run's
@@ -64,6 +67,7 @@ VARIANTS: dict[str, list[str]] = {
     "explore-plan": ["online.explore_from=plan", "online.explore_steps=5"],
     # y_ref by the earlier rule: from the offline trajectories until episodes are collected.
     "data-ref": ["online.ref_pool=data"],
+    "refit-only": [],  # run by refit_only(), not by the online stages
 }
 
 
@@ -190,6 +194,23 @@ def targets(task: str, rows: list[dict[str, Any]], sweep: list[str]) -> list[str
     return out
 
 
+def refit_only(ckpt: Path, run_dir: Path, sets: list[str]) -> dict[str, Any]:
+    """The control for an online run with these settings: each stage's refit updates on the
+    offline data alone (nothing is collected), then the same evaluation. Not resumable mid-run
+    (a rerun starts again from the offline model)."""
+    online = make_online(ckpt, run_dir, sets, progress=False)
+    trainer, c = online.trainer, online.cfg
+    t0 = time.time()
+    curve = [(0, online.evaluate()["score"])]
+    for stage in range(1, c.stages + 1):
+        trainer.train(steps=trainer.step + c.updates_per_stage, progress=False)
+        curve.append((stage * online.stage_budget, online.evaluate()["score"]))
+        print(f"  refit only, stage {stage}: score {curve[-1][1]:.1f}", flush=True)
+    online.close()
+    return {"offline": curve[0][1], "final": curve[-1][1], "curve": curve, "collected_steps": 0,
+            "updates_per_stage": c.updates_per_stage, "wall_s": time.time() - t0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--task", default="maze2d-medium")
@@ -281,7 +302,8 @@ def main() -> None:
             once = ([*inference_sets(task.name),
                      *(x for x in args.gac_set if x.startswith("inference."))]
                     if method == "gac auto" and replans else None)
-            res = finetune(ckpt, run_dir, base + sets, once)
+            res = (refit_only(ckpt, run_dir, base + sets) if method == "gac refit-only"
+                   else finetune(ckpt, run_dir, base + sets, once))
             extra = res.pop("once", None)
             record({**setting, "method": method, "seed": seed, **res})
             if extra:

@@ -30,6 +30,7 @@ def test_maze2d_variants_sweep_replanning_and_peers(tmp_path: Path, monkeypatch,
     argv = ["--task", "maze2d-umaze", "--seeds", "0", "--dataset", str(data),
             "--offline-steps", "2", "--env-steps", "600", "--stages", "2",
             "--updates-per-stage", "2", "--eval-episodes", "1", "--sweep", "5",
+            "--variants", "auto,no-expl,refit-only",
             "--peers", "iql", "--peer-offline-steps", "2", "--peer-hidden", "8,8",
             "--gac-set", "online.n_envs=2", "--gac-set", "model.d_model=16",
             "--offline-root", str(tmp_path / "offline"), "--out", str(out)]
@@ -47,11 +48,14 @@ def test_maze2d_variants_sweep_replanning_and_peers(tmp_path: Path, monkeypatch,
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     methods = [r["method"] for r in rows]
     assert methods == ["gac auto", "gac auto, evaluated planning once", "gac no-expl",
-                       "gac dy=5", "d3rlpy iql"]
+                       "gac refit-only", "gac dy=5", "d3rlpy iql"]
     for r in rows:
         steps = [x for x, _ in r["curve"]]
         assert steps[0] == 0 and steps[-1] == 600, r["method"]
     assert [x for x, _ in rows[0]["curve"]] == [0, 300, 600]  # one point per stage
+    # The control starts from the same offline model and evaluation, and collects nothing.
+    control = rows[methods.index("gac refit-only")]
+    assert control["offline"] == rows[0]["offline"] and control["collected_steps"] == 0
     assert len(rows[-1]["curve"]) == 3  # the peer is evaluated after each stage too
     auto = rows[0]["records"]
     assert all("y_plus" in s and "explore_return" in s for s in auto[1:])
