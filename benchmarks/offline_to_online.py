@@ -13,7 +13,7 @@ on it for ``--offline-steps`` updates with the task preset (reused from ``--offl
 folders are named as `benchmarks/maze2d.py` names its runs, so that benchmark's models are
 reused), then each GAC variant fine-tunes a copy with `gac finetune`'s machinery:
   auto     - exploration with the automatic delta-y rule (gac's default);
-  no-expl  - exploitation plans only (LPT's online regime);
+  no-expl  - exploitation plans only (LPT's online regime; maze2d-medium's preset);
   once     - as auto, with collection and evaluation planning once per episode (no re-planning);
   explore-plan - as auto, the exploring chains started at the mode's plans (5 Langevin steps);
   data-ref - as auto, y_ref and delta-y from the offline trajectories in stage 1 (the old rule);
@@ -60,7 +60,8 @@ from gac.tasks import get_task
 
 TARGET_GAIN = 20.0
 VARIANTS: dict[str, list[str]] = {
-    "auto": [],
+    # explicit: maze2d-medium's preset collects without exploration since the 23rd session
+    "auto": ["online.exploration=true"],
     "no-expl": ["online.exploration=false"],
     "once": ["inference.replan_every=0"],
     # Exploration chains started at the evaluated policy's own plans, 5 Langevin steps toward y+.

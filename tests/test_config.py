@@ -144,3 +144,13 @@ def test_overrides_leave_the_given_config_as_it_was():
     lr = base.train.lr
     changed = apply_overrides(base, ["train.lr=0.123"])
     assert changed.train.lr == 0.123 and base.train.lr == lr
+
+
+def test_maze2d_medium_collects_without_exploration_and_the_others_explore():
+    # Measured per maze (README, offline-to-online): medium gains without exploration, umaze's
+    # and large's presets keep the automatic delta-y.
+    assert preset("maze2d-medium").online.exploration is False
+    assert preset("maze2d-medium-dense").online.exploration is False
+    assert preset("maze2d-umaze").online.exploration is True
+    assert preset("maze2d-large").online.exploration is True
+    assert preset("maze2d-medium").online.plan_bank == "offline"
