@@ -71,12 +71,19 @@ def test_train_then_eval(tiny_maze_path, tmp_path):
                              "--set", "online.n_envs=2", "--set", "online.explore_steps=2",
                              "--set", "inference.ascent_steps=2"])
     assert ft.exit_code == 0, ft.output
-    assert "stage 1" in ft.output
+    assert "stage 1" in ft.output and "exploration on" in ft.output  # the preset's default
     for name in ("checkpoint.pt", "report.md", "online.png"):
         assert (online_dir / name).exists(), name
     again = runner.invoke(app, ["finetune", str(run_dir / "checkpoint.pt"), "--run-dir",
                                 str(online_dir)])
     assert again.exit_code == 2 and "--resume" in again.output
+    quiet = runner.invoke(app, ["finetune", str(run_dir / "checkpoint.pt"), "--env-steps", "600",
+                                "--stages", "1", "--no-exploration", "--run-dir",
+                                str(tmp_path / "online-no-expl"),
+                                "--set", "online.updates_per_stage=1",
+                                "--set", "online.eval_episodes=1", "--set", "online.n_envs=2"])
+    assert quiet.exit_code == 0, quiet.output
+    assert "exploration off" in quiet.output
 
 
 def test_eval_rejects_a_broken_checkpoint(tmp_path):

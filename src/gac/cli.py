@@ -309,8 +309,11 @@ def finetune_cmd(
     stages: Annotated[int | None, typer.Option(help="Online stages.")] = None,
     delta_y: Annotated[float | None, typer.Option(
         help="Fixed optimism Δy (raw return units); default: the automatic rule.")] = None,
-    no_exploration: Annotated[bool, typer.Option(
-        "--no-exploration", help="Collect with exploitation plans only (LPT's online regime).")] = False,
+    exploration: Annotated[bool | None, typer.Option(
+        "--exploration/--no-exploration",
+        help="Explore with optimistic plans, or collect with the policy's own plans only (LPT's "
+             "online regime). Default: the checkpoint's config (maze2d-medium's preset: off, "
+             "the others: on).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT's folder + '-online'.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed fine-tuning run.")] = False,
     overrides: Annotated[list[str] | None, typer.Option(
@@ -326,8 +329,8 @@ def finetune_cmd(
     for name, value in (("env_steps", env_steps), ("stages", stages), ("delta_y", delta_y)):
         if value is not None:
             sets.append(f"online.{name}={value}")
-    if no_exploration:
-        sets.append("online.exploration=false")
+    if exploration is not None:
+        sets.append(f"online.exploration={str(exploration).lower()}")
     run_dir = run_dir or Path(str(checkpoint.parent) + "-online")
     try:
         online = make_online(checkpoint, run_dir, sets, resume=resume)
