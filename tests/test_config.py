@@ -146,11 +146,14 @@ def test_overrides_leave_the_given_config_as_it_was():
     assert changed.train.lr == 0.123 and base.train.lr == lr
 
 
-def test_maze2d_medium_collects_without_exploration_and_the_others_explore():
-    # Measured per maze (README, offline-to-online): medium gains without exploration, umaze's
-    # and large's presets keep the automatic delta-y.
+def test_the_presets_explore_online_where_it_measured_better():
+    # Measured per task (README, offline-to-online): medium, hopper and walker2d gain more
+    # without exploration; umaze, large and the unmeasured halfcheetah keep the automatic delta-y.
     assert preset("maze2d-medium").online.exploration is False
     assert preset("maze2d-medium-dense").online.exploration is False
     assert preset("maze2d-umaze").online.exploration is True
     assert preset("maze2d-large").online.exploration is True
     assert preset("maze2d-medium").online.plan_bank == "offline"
+    assert preset("hopper-medium-replay").online.exploration is False
+    assert preset("walker2d-medium").online.exploration is False
+    assert preset("halfcheetah-medium-replay").online.exploration is True

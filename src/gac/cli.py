@@ -312,8 +312,8 @@ def finetune_cmd(
     exploration: Annotated[bool | None, typer.Option(
         "--exploration/--no-exploration",
         help="Explore with optimistic plans, or collect with the policy's own plans only (LPT's "
-             "online regime). Default: the checkpoint's config (maze2d-medium's preset: off, "
-             "the others: on).")] = None,
+             "online regime). Default: the checkpoint's config (the presets: off on "
+             "maze2d-medium, hopper and walker2d, on elsewhere).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT's folder + '-online'.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed fine-tuning run.")] = False,
     overrides: Annotated[list[str] | None, typer.Option(
