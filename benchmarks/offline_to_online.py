@@ -13,7 +13,8 @@ on it for ``--offline-steps`` updates with the task preset (reused from ``--offl
 folders are named as `benchmarks/maze2d.py` names its runs, so that benchmark's models are
 reused), then each GAC variant fine-tunes a copy with `gac finetune`'s machinery:
   auto     - exploration with the automatic delta-y rule (gac's default);
-  no-expl  - exploitation plans only (LPT's online regime; maze2d-medium's preset);
+  no-expl  - exploitation plans only (LPT's online regime; the maze2d-medium, hopper and
+           walker2d presets);
   once     - as auto, with collection and evaluation planning once per episode (no re-planning);
   explore-plan - as auto, the exploring chains started at the mode's plans (5 Langevin steps);
   data-ref - as auto, y_ref and delta-y from the offline trajectories in stage 1 (the old rule);
@@ -60,7 +61,7 @@ from gac.tasks import get_task
 
 TARGET_GAIN = 20.0
 VARIANTS: dict[str, list[str]] = {
-    # explicit: maze2d-medium's preset collects without exploration since the 23rd session
+    # explicit: the maze2d-medium, hopper and walker2d presets collect without exploration
     "auto": ["online.exploration=true"],
     "no-expl": ["online.exploration=false"],
     "once": ["inference.replan_every=0"],
@@ -199,15 +200,20 @@ def refit_only(ckpt: Path, run_dir: Path, sets: list[str]) -> dict[str, Any]:
     """The control for an online run with these settings: each stage's refit updates on the
     offline data alone (nothing is collected), then the same evaluation. Not resumable mid-run
     (a rerun starts again from the offline model)."""
+    # A killed control leaves its refit's checkpoint, which make_online would refuse; its row
+    # is logged only at the end, so the partial run is worth nothing: start again.
+    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     online = make_online(ckpt, run_dir, sets, progress=False)
     trainer, c = online.trainer, online.cfg
     t0 = time.time()
-    curve = [(0, online.evaluate()["score"])]
-    for stage in range(1, c.stages + 1):
-        trainer.train(steps=trainer.step + c.updates_per_stage, progress=False)
-        curve.append((stage * online.stage_budget, online.evaluate()["score"]))
-        print(f"  refit only, stage {stage}: score {curve[-1][1]:.1f}", flush=True)
-    online.close()
+    try:
+        curve = [(0, online.evaluate()["score"])]
+        for stage in range(1, c.stages + 1):
+            trainer.train(steps=trainer.step + c.updates_per_stage, progress=False)
+            curve.append((stage * online.stage_budget, online.evaluate()["score"]))
+            print(f"  refit only, stage {stage}: score {curve[-1][1]:.1f}", flush=True)
+    finally:
+        online.close()
     return {"offline": curve[0][1], "final": curve[-1][1], "curve": curve, "collected_steps": 0,
             "updates_per_stage": c.updates_per_stage, "wall_s": time.time() - t0}
 

@@ -56,6 +56,13 @@ def test_maze2d_variants_sweep_replanning_and_peers(tmp_path: Path, monkeypatch,
     # The control starts from the same offline model and evaluation, and collects nothing.
     control = rows[methods.index("gac refit-only")]
     assert control["offline"] == rows[0]["offline"] and control["collected_steps"] == 0
+    # A control killed after its first refit (its row unlogged, its checkpoint left) reruns.
+    (control_dir,) = out.glob("*-gac-refit-only-*")
+    assert (control_dir / "checkpoint.pt").exists()
+    again = offline_to_online.refit_only(offline, control_dir, [
+        "online.stages=1", "online.updates_per_stage=1", "online.eval_episodes=1",
+        "online.n_envs=2"])
+    assert again["offline"] == control["offline"] and len(again["curve"]) == 2
     assert len(rows[-1]["curve"]) == 3  # the peer is evaluated after each stage too
     auto = rows[0]["records"]
     assert all("y_plus" in s and "explore_return" in s for s in auto[1:])
