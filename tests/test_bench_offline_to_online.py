@@ -70,7 +70,7 @@ def test_maze2d_variants_sweep_replanning_and_peers(tmp_path: Path, monkeypatch,
     assert auto[1]["y_ref"] == pytest.approx(auto[0]["return"])
     md = (out / "maze2d-umaze.md").read_text()
     assert "600 online environment steps in 2 stages" in md and "| d3rlpy iql |" in md
-    assert "re-planning" in md and "within 10%" in md
+    assert "re-planning" in md and "within 10%" in md and "GAC (no-expl) gain" in md
     assert (out / "maze2d-umaze-curves.png").stat().st_size > 0
     # A rerun with the same budget reuses every row; --report only tabulates.
     capsys.readouterr()
@@ -113,3 +113,22 @@ def test_locomotion_auto_and_rebrac(tmp_path: Path, monkeypatch):
         "--offline-root", str(tmp_path / "offline"), "--out", str(out))
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["updates_per_stage"] for r in rows if r["method"] == "gac auto"] == [2, 3]
+
+
+def test_targets_judge_every_collecting_variant():
+    """The target lines judge no exploration as well as the automatic delta-y: either can be a
+    task's preset (hopper's is no exploration)."""
+    def row(method: str, seed: int, offline: float, final: float) -> dict:
+        return {"method": method, "seed": seed, "offline": offline, "final": final}
+
+    rows = [row("gac auto", s, 26.0, f) for s, f in enumerate((25.0, 30.0, 28.0))]
+    rows += [row("gac no-expl", s, 26.0, f) for s, f in enumerate((36.0, 35.0, 37.0))]
+    rows += [row("d3rlpy iql", s, 5.0, f) for s, f in enumerate((12.0, 13.0, 14.0))]
+    lines = offline_to_online.targets("hopper-medium-replay", rows, [])
+    auto, no_expl = lines
+    # auto: +1.7 is inside its spread (2.1) and below IQL's +8.0; no-expl: +10.0, spread 0.8.
+    assert auto.startswith("GAC (auto) gain +1.7") and auto.endswith("NOT met")
+    assert no_expl.startswith("GAC (no-expl) gain +10.0") and no_expl.endswith(": met")
+    # Without IQL, a gain beyond the spread suffices; without either variant nothing is judged.
+    assert offline_to_online.targets("hopper-medium-replay", rows[3:6], [])[0].endswith(": met")
+    assert offline_to_online.targets("hopper-medium-replay", rows[6:], [])[0].startswith("no GAC")

@@ -11,6 +11,7 @@ import pytest
 
 from gac.config import (
     _AT_LEAST,
+    PRESETS,
     SECTIONS,
     InferenceConfig,
     ModelConfig,
@@ -157,3 +158,12 @@ def test_the_presets_explore_online_where_it_measured_better():
     assert preset("hopper-medium-replay").online.exploration is False
     assert preset("walker2d-medium").online.exploration is False
     assert preset("halfcheetah-medium-replay").online.exploration is True
+
+
+def test_finetune_help_names_the_presets_that_collect_without_exploration():
+    # The list is read off PRESETS, so a preset change cannot leave the help behind.
+    from gac.cli import _NO_EXPLORATION
+
+    assert _NO_EXPLORATION.split(", ") == [
+        key for key in PRESETS if preset(key).online.exploration is False]
+    assert "hopper" in _NO_EXPLORATION and "halfcheetah" not in _NO_EXPLORATION

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from gac.config import PRESETS
 from gac.inference import modes_help
 from gac.sweep.commands import register as register_sweep
 
@@ -301,6 +302,11 @@ def eval_cmd(
                    f"published references, PointMaze physics)")
 
 
+# Named in `gac finetune --help`: the presets that collect without exploration.
+_NO_EXPLORATION = ", ".join(name for name, values in PRESETS.items()
+                            if values.get("online", {}).get("exploration") is False)
+
+
 @app.command("finetune")
 def finetune_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="An offline checkpoint.pt from `gac train`.")],
@@ -312,8 +318,8 @@ def finetune_cmd(
     exploration: Annotated[bool | None, typer.Option(
         "--exploration/--no-exploration",
         help="Explore with optimistic plans, or collect with the policy's own plans only (LPT's "
-             "online regime). Default: the checkpoint's config (the presets: off on "
-             "maze2d-medium, hopper and walker2d, on elsewhere).")] = None,
+             "online regime). Default: the checkpoint's config (the presets: off for "
+             f"{_NO_EXPLORATION}, on elsewhere).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT's folder + '-online'.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed fine-tuning run.")] = False,
     overrides: Annotated[list[str] | None, typer.Option(
