@@ -39,8 +39,13 @@ def ascend(model: GACModel, z0: Tensor, s0: Tensor | None, n_steps: int, step_si
     best_z, best = z, torch.full(z.shape[:1], -torch.inf, device=z.device, dtype=z.dtype)
     with eval_mode(model):
         for k in range(n_steps + 1):
-            neg, grad = energy_grad(lambda x: -exploit_objective(model, x, s0, weight, anchor), z)
-            objective = -neg
+            if k == n_steps:  # the last iterate is only scored: no backward pass
+                with torch.no_grad():
+                    objective = exploit_objective(model, z, s0, weight, anchor)
+            else:
+                neg, grad = energy_grad(
+                    lambda x: -exploit_objective(model, x, s0, weight, anchor), z)
+                objective = -neg
             better = objective > best
             best = torch.where(better, objective, best)
             best_z = torch.where(better[:, None, None], z, best_z)
