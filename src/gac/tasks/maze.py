@@ -83,19 +83,19 @@ class MazeEnv:
         self.obs_dim = 6 if goal_in_obs else 4
         self.act_dim = 2
         self.action_low, self.action_high = -1.0, 1.0
-        self._data = self._env.point_env.data
+        self.data = self._env.point_env.data  # MuJoCo's state: qpos, qvel
 
     # The ball's state lives in MuJoCo's qpos/qvel; reading it directly avoids dict building.
     @property
     def position(self) -> np.ndarray:
-        return self._data.qpos[:2].copy()
+        return self.data.qpos[:2].copy()
 
     @property
     def velocity(self) -> np.ndarray:
-        return self._data.qvel[:2].copy()
+        return self.data.qvel[:2].copy()
 
     def observation(self) -> np.ndarray:
-        parts = [self._data.qpos[:2], self._data.qvel[:2]]
+        parts = [self.data.qpos[:2], self.data.qvel[:2]]
         if self.goal_in_obs:
             parts.append(self.goal)
         return np.concatenate(parts).astype(np.float32)
@@ -111,13 +111,17 @@ class MazeEnv:
         return self.observation()
 
     def reward(self) -> float:
-        dist = float(np.linalg.norm(self._data.qpos[:2] - self.goal))
+        dist = float(np.linalg.norm(self.data.qpos[:2] - self.goal))
         if self.dense:
             return float(np.exp(-dist))
         return 1.0 if dist <= GOAL_RADIUS else 0.0
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def advance(self, action: np.ndarray) -> None:
+        """One physics step under ``action`` (PointMaze's frame), nothing read back."""
         self._env.point_env.step(np.asarray(action, dtype=np.float64))
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.advance(action)
         return self.observation(), self.reward(), False, False, {}
 
     def close(self) -> None:

@@ -71,6 +71,12 @@ class D4RLFrame:
     def obs_to_d4rl(self, pos: np.ndarray, vel: np.ndarray) -> np.ndarray:
         return np.concatenate([self.pos_to_d4rl(pos), self.vec_to_d4rl(vel)], axis=-1)
 
+    def state_to_obs(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """One state's float32 observation: ``obs_to_d4rl`` to the bit, from MuJoCo's qpos and
+        qvel, built from four scalars. It runs every environment step, where the array maps'
+        temporaries cost about as much as the physics (tests/tasks/test_maze2d.py)."""
+        return np.array((self.x0 - qpos[1], qpos[0] + self.y0, -qvel[1], qvel[0]), np.float32)
+
 
 class Maze2DEnv:
     """D4RL's maze2d evaluation env in D4RL's frame, over PointMaze's physics."""
@@ -94,8 +100,8 @@ class Maze2DEnv:
         return self.frame.pos_to_d4rl(self._maze_env.position)
 
     def observation(self) -> np.ndarray:
-        me = self._maze_env
-        return self.frame.obs_to_d4rl(me.position, me.velocity).astype(np.float32)
+        data = self._maze_env.data
+        return self.frame.state_to_obs(data.qpos, data.qvel)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         if seed is not None:
@@ -109,9 +115,11 @@ class Maze2DEnv:
         return self.observation()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        _, reward, _, _, info = self._maze_env.step(self.frame.vec_from_d4rl(action))
-        return self.observation(), reward, False, False, info
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        # vec_from_d4rl for one action, and physics only: MazeEnv.step's observation (in
+        # PointMaze's frame) would be thrown away.
+        self._maze_env.advance(np.array((a[1], -a[0])))
+        return self.observation(), self._maze_env.reward(), False, False, {}
 
     def close(self) -> None:
         self._maze_env.close()
