@@ -10,8 +10,13 @@ shows the ratio with the environment's time taken out); at 16 environments cache
 rounds and their medians kept, so that a load changing during the run weighs on both alike;
 full (slow) is timed once.
 
+The policy is the task preset's model with random weights (speed does not depend on them), or,
+with ``--checkpoint``, a trained one with its training segments' plans: the bank modes of the
+maze2d presets (``arrive``, ``stitch``, ``lookahead``) choose among those, so a maze2d task
+needs a checkpoint (``gac train maze2d-umaze``). The policy re-plans as its preset does.
+
     python benchmarks/rollout.py [--task pointmaze-umaze-goal] [--horizon 300] [--threads 2]
-                                 [--rounds 5]
+                                 [--rounds 5] [--checkpoint runs/.../checkpoint.pt]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import torch
 from gac.config import preset
 from gac.model import GACModel
 from gac.rollout import make_envs, rollout
+from gac.runs import load_policy
 from gac.tasks import get_task
 
 
@@ -42,40 +48,63 @@ def raw_env_rate(task, n_envs: int, horizon: int, seed: int = 0) -> float:
     return n_envs * horizon / (time.perf_counter() - t0)
 
 
-def policy_rate(model, task, n_envs: int, horizon: int, cache: bool, icfg) -> float:
+def policy_rate(model, task, n_envs: int, horizon: int, cache: bool, icfg, bank=None) -> float:
     envs = make_envs(task.make_env, n_envs)  # as for the raw rate, creation is not timed
     t0 = time.perf_counter()
-    rollout(model, envs, horizon, n_envs, seed=0, icfg=icfg, cache=cache)
+    rollout(model, envs, horizon, n_envs, seed=0, icfg=icfg, cache=cache, bank=bank)
     return n_envs * horizon / (time.perf_counter() - t0)
 
 
-def main() -> None:
+def load(task_name: str | None, checkpoint: str | None):
+    """(model, config, bank): the checkpoint's policy, or the preset's model, random weights."""
+    if checkpoint:
+        model, cfg, _, bank = load_policy(checkpoint)
+        if task_name and task_name != cfg.task:
+            raise SystemExit(f"--task {task_name}: {checkpoint} was trained on {cfg.task}")
+        return model, cfg, bank
+    name = task_name or "pointmaze-umaze-goal"
+    cfg = preset(name)
+    env = get_task(name).make_env()
+    cfg.model.obs_dim, cfg.model.act_dim = env.obs_dim, env.act_dim
+    env.close()
+    return GACModel(cfg.model).eval(), cfg, None  # speed does not depend on the weights
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--task", default="pointmaze-umaze-goal")
+    parser.add_argument("--task", default=None,
+                        help="default: the checkpoint's task, else pointmaze-umaze-goal")
+    parser.add_argument("--checkpoint", default=None, help="a trained policy (gac train)")
     parser.add_argument("--horizon", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="alternating raw/cached rounds")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    task = get_task(args.task)
-    cfg = preset(args.task)
-    env = task.make_env()
-    cfg.model.obs_dim, cfg.model.act_dim = env.obs_dim, env.act_dim
-    model = GACModel(cfg.model).eval()  # speed does not depend on the weights
-    print(f"task {args.task}, horizon {args.horizon}, model {model.n_params():,} params "
+    model, cfg, bank = load(args.task, args.checkpoint)
+    task = get_task(cfg.task)
+    icfg = cfg.inference
+    weights = f"trained ({args.checkpoint})" if args.checkpoint else "random weights"
+    plans = (f"{icfg.n_starts} starts x {icfg.ascent_steps} steps" if bank is None
+             else f"a bank of {len(bank.returns):,} plans")
+    print(f"task {cfg.task}, horizon {args.horizon}, model {model.n_params():,} params "
           f"(d={cfg.model.d_model}, L={cfg.model.n_layers}, K={cfg.model.context_steps}), "
-          f"plans: {cfg.inference.mode} ({cfg.inference.n_starts} starts x "
-          f"{cfg.inference.ascent_steps} steps), torch threads {args.threads}")
-    policy_rate(model, task, 2, 10, True, cfg.inference)  # warm-up
+          f"{weights}, plans: {icfg.mode} ({plans}), re-planned every "
+          f"{icfg.replan_every or 'never'}, torch threads {args.threads}")
+    try:
+        policy_rate(model, task, 2, 10, True, icfg, bank)  # warm-up
+    except ValueError as exc:  # a bank mode without a checkpoint
+        raise SystemExit(f"{cfg.task}'s preset plans with --mode {icfg.mode}: {exc}; here: "
+                         f"pass --checkpoint of a model trained on it (gac train {cfg.task})"
+                         ) from None
     rows = []
     for n in (1, 16):
         raws, cacheds = [], []
         for _ in range(max(1, args.rounds)):
             raws.append(raw_env_rate(task, n, args.horizon))
-            cacheds.append(policy_rate(model, task, n, args.horizon, True, cfg.inference))
+            cacheds.append(policy_rate(model, task, n, args.horizon, True, icfg, bank))
         raw, cached = statistics.median(raws), statistics.median(cacheds)
-        full = policy_rate(model, task, n, args.horizon, False, cfg.inference)
+        full = policy_rate(model, task, n, args.horizon, False, icfg, bank)
         rows.append((n, raw, cached, full))
     print(f"\n{'envs':>5} {'raw env/s':>11} {'cached/s':>10} {'no-cache/s':>11} "
           f"{'cached/no-cache':>16} {'policy only':>12} {'cached/raw':>11}")

@@ -33,7 +33,7 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
     played in groups of ``len(envs)``); episode k resets with seed ``seed + k``.
 
     Plans come from ``planner(s0, generator)`` if given, else from ``icfg``'s mode (with
-    ``bank``, the training episodes' plans, for the elite, refine, select and local modes).
+    ``bank``, the training episodes' plans, for the modes that choose among them).
     Returns per-episode ``returns``, ``lengths`` and ``predicted`` (the plan's predicted return,
     raw units); with ``record``, also ``episodes``: the trajectories as ``Episode`` objects
     labelled with their total return only (no step rewards).

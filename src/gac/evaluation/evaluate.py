@@ -50,7 +50,7 @@ def evaluate(model: GACModel, task, episodes: int, seeds: list[int], icfg: Infer
              target_return: float | None = None, progress: bool = False,
              bank: PlanBank | None = None) -> EvalResult:
     """``episodes`` episodes per seed of the policy planning with ``icfg`` (``bank``: the
-    training episodes' plans, for the elite, refine, select and local modes)."""
+    training episodes' plans, for the modes that choose among them)."""
     returns, predicted = [], []
     envs = make_envs(task.make_env, min(n_envs, episodes))  # created once, reused across seeds
     for seed in seeds:

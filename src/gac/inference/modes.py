@@ -100,8 +100,8 @@ def modes_help() -> str:
 def _checked_bank(model: GACModel, bank: PlanBank | None) -> PlanBank:
     """The bank, after checking that there is one and that its plans fit the model."""
     if bank is None:
-        raise ValueError("the elite, refine, select and local modes need the training "
-                         "episodes' plans: load the policy with "
+        raise ValueError("this inference mode chooses among the training episodes' plans "
+                         "(a plan bank), and none was given: load the policy with "
                          "gac.runs.load_policy from a checkpoint that stores them (older "
                          "checkpoints do not: retrain), or use a Trainer's plan_bank")
     if bank.z0.shape[1:] != model.latent_shape:
