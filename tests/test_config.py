@@ -167,3 +167,14 @@ def test_finetune_help_names_the_presets_that_collect_without_exploration():
     assert _NO_EXPLORATION.split(", ") == [
         key for key in PRESETS if preset(key).online.exploration is False]
     assert "hopper" in _NO_EXPLORATION and "halfcheetah" not in _NO_EXPLORATION
+
+
+def test_large_trains_with_exact_two_step_chains_and_the_other_mazes_with_one_pass():
+    # Measured per maze (docs/design-notes.md): one pass per update on umaze and medium; on
+    # large the exact chains make the decoder at the goal depend on the plan (8.5 against 2.0).
+    for name in ("maze2d-umaze", "maze2d-medium"):
+        t = preset(name).train
+        assert (t.chain_grad, t.langevin_steps, t.langevin_step_size) == ("shared", 1, 0.424)
+    for name in ("maze2d-large", "maze2d-large-dense"):
+        t = preset(name).train
+        assert (t.chain_grad, t.langevin_steps, t.langevin_step_size) == ("exact", 2, 0.3)
