@@ -162,13 +162,15 @@ def targets(task: str, rows: list[dict[str, Any]], sweep: list[str]) -> list[str
     if not judged:
         return ["no GAC auto or no-expl rows: no targets judged"]
     peers = sorted({r["method"] for r in rows if r["method"].startswith("d3rlpy")})
+    maze = get_task(task).family == "maze2d"
+    peer_gain = max((mean(p, "gain") for p in peers), default=None)
+    peer_final = max((mean(p, "final") for p in peers), default=None)
+    iql = mean("d3rlpy iql", "gain")
     out = []
     for method in judged:
         name = method.removeprefix("gac ")
         gain, final = mean(method, "gain"), mean(method, "final")
-        if get_task(task).family == "maze2d":
-            peer_gain = max((mean(p, "gain") for p in peers), default=None)
-            peer_final = max((mean(p, "final") for p in peers), default=None)
+        if maze:
             ok = gain >= TARGET_GAIN and (peer_gain is None or gain > peer_gain)
             best = "none" if peer_gain is None else f"{peer_gain:+.1f}"
             out.append(f"GAC ({name}) gain {gain:+.1f} >= +{TARGET_GAIN:.0f} and above every "
@@ -179,7 +181,6 @@ def targets(task: str, rows: list[dict[str, Any]], sweep: list[str]) -> list[str
         else:
             spread = float(np.std([r["final"] - r["offline"] for r in rows
                                    if r["method"] == method]))
-            iql = mean("d3rlpy iql", "gain")
             ok = gain > spread and (iql is None or gain >= iql)
             out.append(f"GAC ({name}) gain {gain:+.1f} > its spread over seeds ({spread:.1f}) "
                        f"and >= IQL's ({'none' if iql is None else f'{iql:+.1f}'}): "

@@ -208,13 +208,16 @@ def test_loaded_file_of_gac_layout_keeps_its_episodes(tmp_path):
 
 
 def test_the_per_step_observation_is_the_frame_map_to_the_bit():
-    """Maze2DEnv builds each step's observation from four scalars (``state_to_obs``), not with
-    the array maps: the same float32 numbers, for any state."""
+    """Maze2DEnv builds each step's observation from four scalars (``state_to_obs``) and maps
+    its action from two (``action_from_d4rl``), not with the array maps: the same numbers, for
+    any state and action."""
     env = get_task("maze2d-large").make_env()
     rng = np.random.default_rng(0)
     for qpos, qvel in zip(rng.normal(0, 4, (50, 2)), rng.normal(0, 3, (50, 2)), strict=True):
         np.testing.assert_array_equal(env.frame.state_to_obs(qpos, qvel),
                                       env.frame.obs_to_d4rl(qpos, qvel).astype(np.float32))
+        np.testing.assert_array_equal(env.frame.action_from_d4rl(qvel),
+                                      env.frame.vec_from_d4rl(qvel))
     env.reset(seed=0)
     for action in rng.uniform(-1.5, 1.5, (20, 2)):
         obs, *_ = env.step(action)

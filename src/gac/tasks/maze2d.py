@@ -77,6 +77,12 @@ class D4RLFrame:
         temporaries cost about as much as the physics (tests/tasks/test_maze2d.py)."""
         return np.array((self.x0 - qpos[1], qpos[0] + self.y0, -qvel[1], qvel[0]), np.float32)
 
+    @staticmethod
+    def action_from_d4rl(a: np.ndarray) -> np.ndarray:
+        """One action (2,) in PointMaze's frame: ``vec_from_d4rl`` to the bit, without its
+        stacking (it runs every environment step)."""
+        return np.array((a[1], -a[0]))
+
 
 class Maze2DEnv:
     """D4RL's maze2d evaluation env in D4RL's frame, over PointMaze's physics."""
@@ -115,10 +121,9 @@ class Maze2DEnv:
         return self.observation()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        # vec_from_d4rl for one action, and physics only: MazeEnv.step's observation (in
-        # PointMaze's frame) would be thrown away.
-        self._maze_env.advance(np.array((a[1], -a[0])))
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        # Physics only: MazeEnv.step's observation (in PointMaze's frame) would be thrown away.
+        self._maze_env.advance(self.frame.action_from_d4rl(action))
         return self.observation(), self._maze_env.reward(), False, False, {}
 
     def close(self) -> None:
