@@ -16,6 +16,10 @@
    256) fitted on all steps from the state alone and, where the file records each step's goal
    (``infos/goal``, maze2d), from the state and the goal the step's segment ends at: what a plan
    that carries the goal could at best give.
+4. With ``--replay N``: up to N segments (at random, and among those that end at the evaluation
+   goal) played from their own first recorded state with their own chains and with another
+   segment's (envs with ``set_state``: maze2d), and the share that reaches where the segment
+   ended: whether the decoder, in closed loop, follows the plan it was trained with.
 
 The data is the file the run trained on (the checkpoint's metadata names it) unless ``--data``
 is given. Results feed the locomotion section of docs/design-notes.md.
@@ -157,6 +161,56 @@ def returns_by_chain(model: GACModel, chains: torch.Tensor, store: TrajectorySto
     return out
 
 
+def replay_from_starts(model: GACModel, chains: torch.Tensor, store: TrajectoryStore, task: Any,
+                       segments: int, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Each segment played from its own first recorded state (``env.set_state``: maze2d) with
+    its own chain and with another segment's, for up to ``segments`` random segments of 40 steps
+    or more that end 2 or more away from where they start and (second group) those of them that
+    end at the evaluation goal: the share that comes within 0.5 of the segment's last position
+    within its length + 100 steps. The decoder's fit is per step; this is whether, in closed
+    loop from the very state its plan was inferred for, it reproduces where the segment went."""
+    env0 = task.make_env()
+    if not hasattr(env0, "set_state"):
+        env0.close()
+        return {}
+    first, last = store.starts, store.starts + store.lengths - 1
+    start_obs, end_obs = store.observations[first], store.observations[last]
+    moving = np.flatnonzero((store.lengths >= 40)
+                            & (np.linalg.norm(end_obs[:, :2] - start_obs[:, :2], axis=1) >= 2))
+    rng = np.random.default_rng(seed)
+    groups = {"random": rng.permutation(moving)[:segments]}
+    goal = getattr(env0, "goal", None)
+    if goal is not None:
+        at_goal = moving[np.linalg.norm(end_obs[moving, :2] - goal, axis=1) <= 0.5]
+        groups["ending at the goal"] = rng.permutation(at_goal)[:segments]
+    env0.close()
+    out = {}
+    for name, idx in groups.items():
+        if not len(idx):
+            continue
+        other = idx[(np.arange(len(idx)) + 1) % len(idx)]  # another segment of the group
+        row = {"segments": float(len(idx))}
+        for key, plans in (("own plan", idx), ("another's plan", other)):
+            envs = [task.make_env() for _ in idx]
+            for e in envs:
+                e.reset(seed=0)
+            obs = np.array([e.set_state(start_obs[i]) for e, i in zip(envs, idx, strict=True)])
+            cache = model.start_episode(model.prior(chains[torch.as_tensor(plans)]))
+            target, limit = end_obs[idx, :2], store.lengths[idx] + 100
+            reached = np.zeros(len(idx), dtype=bool)
+            for t in range(int(limit.max())):
+                a = model.act(cache, torch.as_tensor(obs, dtype=torch.float32),
+                              min(t, model.cfg.max_timestep - 1))
+                model.observe_action(cache, a)
+                obs = np.array([e.step(x)[0] for e, x in zip(envs, a.numpy(), strict=True)])
+                reached |= (np.linalg.norm(obs[:, :2] - target, axis=1) <= 0.5) & (t < limit)
+            for e in envs:
+                e.close()
+            row[key] = float(reached.mean())
+        out[name] = row
+    return out
+
+
 def load(checkpoint: str | Path, data: str | None = None
          ) -> tuple[GACModel, torch.Tensor, TrajectoryStore, Any, int]:
     """Model, chains, training store, task and the run's window length from a checkpoint."""
@@ -178,7 +232,10 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--data", default=None, help="the run's training file (default: from metadata)")
     parser.add_argument("--windows", type=int, default=256)
-    parser.add_argument("--episodes", type=int, default=10, help="episodes per chain group")
+    parser.add_argument("--episodes", type=int, default=10,
+                        help="episodes per chain group (0: no closed-loop probe)")
+    parser.add_argument("--replay", type=int, default=0,
+                        help="segments per group replayed from their own first state (maze2d)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--fit", action="store_true",
@@ -190,11 +247,23 @@ def main() -> None:
     print(f"action NLL per step, {args.windows} training windows of {window} steps:")
     for name, v in nll.items():
         print(f"  {name:16s} {v:.4f}")
-    print(f"closed loop, {args.episodes} episodes per group, plans = the group's chains:")
-    print("  group    data return  played  predicted  length")
-    for name, r in returns_by_chain(model, chains, store, task, args.episodes, args.seed).items():
-        print(f"  {name:8s} {r['data']:11.1f} {r['played']:7.1f} {r['predicted']:10.1f} "
-              f"{r['length']:7.1f}")
+    if args.episodes > 0:
+        print(f"closed loop, {args.episodes} episodes per group, plans = the group's chains:")
+        print("  group    data return  played  predicted  length")
+        for name, r in returns_by_chain(model, chains, store, task, args.episodes,
+                                        args.seed).items():
+            print(f"  {name:8s} {r['data']:11.1f} {r['played']:7.1f} {r['predicted']:10.1f} "
+                  f"{r['length']:7.1f}")
+    if args.replay > 0:
+        rows = replay_from_starts(model, chains, store, task, args.replay, args.seed)
+        if not rows:
+            print(f"replay: {task.name}'s environment cannot be set to a recorded state")
+        print("segments replayed from their own first state: share that reaches the segment's "
+              "end (within 0.5, its length + 100 steps)")
+        for name, r in rows.items():
+            other = r["another's plan"]
+            print(f"  {name:20s} {int(r['segments']):3d} segments: own plan {r['own plan']:.0%}, "
+                  f"another's plan {other:.0%}")
     if args.fit:
         print("per-dimension action MSE over whole segments (decoder) and all steps (MLPs):")
         print(f"  {'':22s} {'all':>8s} {'top tenth':>10s}")

@@ -59,11 +59,24 @@ def test_reset_follows_d4rl_and_reward_is_sparse_at_the_goal():
     assert np.abs(starts[:, 2:]).max() < 0.6
     # At the goal the sparse reward is 1, far from it 0.
     env.reset(seed=0)
-    env._maze_env._env.point_env.set_state(env.frame.pos_from_d4rl(env.goal + 0.3), np.zeros(2))
+    env.set_state(np.array([*(env.goal + 0.3), 0.0, 0.0]))
     assert env.step(np.zeros(2))[1] == 1.0
-    env._maze_env._env.point_env.set_state(env.frame.pos_from_d4rl(np.array([3.0, 1.0])),
-                                           np.zeros(2))
+    env.set_state(np.array([3.0, 1.0, 0.0, 0.0]))
     assert env.step(np.zeros(2))[1] == 0.0
+    env.close()
+
+
+def test_set_state_puts_the_ball_at_a_d4rl_frame_observation():
+    """A recorded state (D4RL's frame) replayed in our env reads back as itself and moves
+    along its own velocity; a wrong shape is refused by name."""
+    env = get_task("maze2d-medium").make_env()
+    env.reset(seed=0)
+    state = np.array([3.2, 4.1, 1.5, -0.5])
+    np.testing.assert_allclose(env.set_state(state), state, atol=1e-6)
+    obs = env.step(np.zeros(2))[0]
+    assert obs[0] > 3.2 and obs[1] < 4.1  # moved along (vx, vy) = (+, -)
+    with pytest.raises(ValueError, match="set_state"):
+        env.set_state(np.zeros(2))
     env.close()
 
 

@@ -120,6 +120,17 @@ class Maze2DEnv:
         self._maze_env._env.point_env.set_state(qpos, qvel)
         return self.observation()
 
+    def set_state(self, obs: np.ndarray) -> np.ndarray:
+        """Put the ball at an observation (x, y, vx, vy) in D4RL's frame, e.g. a recorded
+        segment's first state; returns the observation it then reads."""
+        obs = np.asarray(obs, dtype=np.float64)
+        if obs.shape != (self.obs_dim,):
+            raise ValueError(f"set_state: an observation of shape ({self.obs_dim},), got "
+                             f"{obs.shape}")
+        self._maze_env._env.point_env.set_state(self.frame.pos_from_d4rl(obs[:2]),
+                                                self.frame.vec_from_d4rl(obs[2:]))
+        return self.observation()
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         # Physics only: MazeEnv.step's observation (in PointMaze's frame) would be thrown away.
