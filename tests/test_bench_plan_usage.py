@@ -1,4 +1,5 @@
-"""benchmarks/plan_usage.py on a tiny hopper run: both probes run and report what they claim."""
+"""benchmarks/plan_usage.py on tiny hopper and maze2d runs: the probes run and report what they
+claim."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from plan_usage import (  # noqa: E402
     load,
     mlp_references,
     nll_by_plan,
+    replay_from_starts,
     returns_by_chain,
     segment_mse,
     step_goals,
@@ -74,3 +76,20 @@ def test_fit_probe_reports_the_decoder_and_its_references(tiny_run: tuple[Path, 
     both = mlp_references(store, goals, steps=5)
     assert list(both) == ["MLP, state", "MLP, state and goal"]
     assert all(math.isfinite(v) for r in both.values() for v in r.values())
+
+
+def test_replay_probe_plays_segments_from_their_own_starts(tiny_run: tuple[Path, Path],
+                                                          tmp_path: Path):
+    model, chains, store, task, _ = load(tiny_run[0])
+    assert replay_from_starts(model, chains, store, task, 4) == {}  # hopper: no set_state
+    data = make_dataset("maze2d-umaze", steps=3000, out=tmp_path / "m.hdf5", progress=False)
+    make_trainer(str(data), tmp_path / "run", overrides=[*TINY, "model.context_steps=1"],
+                 progress=False).train(progress=False)
+    model, chains, store, task, _ = load(tmp_path / "run" / "checkpoint.pt")
+    rows = replay_from_starts(model, chains, store, task, 4)
+    assert "random" in rows and 1 <= rows["random"]["segments"] <= 4
+    for row in rows.values():
+        assert 0.0 <= row["own plan"] <= 1.0 and 0.0 <= row["another's plan"] <= 1.0
+    # With every chain equal, another segment's plan is the segment's own: the same shares.
+    same = replay_from_starts(model, chains[:1].expand_as(chains).clone(), store, task, 4)
+    assert all(r["own plan"] == r["another's plan"] for r in same.values())
