@@ -8,18 +8,24 @@ spent within the radius. Decoder: the action mean at rest at the goal and half a
 side of it, under every bank plan and under the ``arrive`` mode's plans (the segments that end
 where the best-return ones start): if they all agree, no choice of plan can hold the agent there.
 
+Where the episodes stay: the cells where most of them spend the second half of the episode,
+with each cell's distance to the goal in cells along the corridors; ``--plot PNG`` also draws the
+share of all steps per cell over the maze.
+
     python benchmarks/goal_probe.py runs/.../checkpoint.pt [--seed 100] [--episodes 48]
-                                    [--set inference.mode=arrive ...]
+                                    [--set inference.mode=arrive ...] [--plot where.png]
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter, deque
 
 import numpy as np
 import torch
 
 from gac.config import apply_overrides
+from gac.evaluation.plots import maze_occupancy
 from gac.inference.bank import arrivals
 from gac.rollout import make_envs, rollout
 from gac.runs import load_policy
@@ -39,6 +45,29 @@ def episode_stats(episodes: list, goal: np.ndarray) -> tuple[int, list[int], lis
             first.append(k)
             stay.append(float(near[k:].mean()))
     return len(first), first, stay
+
+
+def corridor_distances(walls: np.ndarray, goal_cell: tuple[int, int]) -> dict[tuple[int, int], int]:
+    """Each open cell's distance to ``goal_cell`` in cells, moving between open neighbours."""
+    dist = {goal_cell: 0}
+    todo = deque([goal_cell])
+    while todo:
+        r, c = todo.popleft()
+        for n in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+            if (0 <= n[0] < walls.shape[0] and 0 <= n[1] < walls.shape[1] and not walls[n]
+                    and n not in dist):
+                dist[n] = dist[(r, c)] + 1
+                todo.append(n)
+    return dist
+
+
+def late_cells(episodes: list) -> Counter:
+    """For each episode, the cell where it spends most of its second half: episode counts."""
+    out: Counter = Counter()
+    for e in episodes:
+        late = np.rint(e.observations[len(e.observations) // 2:, :2]).astype(int)
+        out[Counter(map(tuple, late.tolist())).most_common(1)[0][0]] += 1
+    return out
 
 
 def fmt(v: np.ndarray) -> str:
@@ -69,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=48)
     parser.add_argument("--set", action="append", default=[], dest="sets",
                         help="inference override, e.g. --set inference.mode=arrive")
+    parser.add_argument("--plot", default=None, help="write the share of steps per cell (PNG)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model, cfg, _, bank = load_policy(args.checkpoint)
@@ -89,6 +119,15 @@ def main(argv: list[str] | None = None) -> None:
           f"{reached}/{args.episodes}, median first step "
           f"{np.median(first) if first else float('nan'):.0f}, time in radius after "
           f"{np.mean(stay) if stay else float('nan'):.0%}")
+    walls = np.array(envs[0].maze.maze_map, dtype=object) == 1
+    dist = corridor_distances(walls, tuple(int(v) for v in np.rint(goal)))
+    print("where episodes spend their second half (cell: episodes, cells from the goal): " +
+          ", ".join(f"{cell}: {n}, {dist.get(cell, '-')}"
+                    for cell, n in late_cells(out["episodes"]).most_common(5)))
+    if args.plot:
+        xy = np.concatenate([e.observations[:, :2] for e in out["episodes"]])
+        png = maze_occupancy(xy, walls, goal, args.plot, f"{cfg.task}, {label}: share of steps")
+        print(f"plot: {png}")
     field = decoder_field(model, bank, cfg.inference, goal)
     sizes = {name: len(a) for name, a in next(iter(field.values())).items()}
     print(f"\ndecoder at rest near the goal {goal.tolist()}: action mean, min and max per axis "

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from goal_probe import decoder_field, episode_stats, main  # noqa: E402
+from goal_probe import corridor_distances, decoder_field, episode_stats, late_cells, main  # noqa: E402
 
 from gac.data.datasets import make_dataset  # noqa: E402
 from gac.data.store import Episode  # noqa: E402
+from gac.evaluation.plots import cell_shares  # noqa: E402
 from gac.runs import load_policy, make_trainer  # noqa: E402
 
 TINY = ["model.d_model=16", "model.n_layers=1", "model.mlp_hidden=16", "model.state_hidden=16",
@@ -41,6 +42,21 @@ def test_field_and_script_on_a_tiny_run(tmp_path: Path, capsys: pytest.CaptureFi
     for by_plans in field.values():
         assert by_plans["all plans"].shape == (len(bank.returns), 2)
         assert 1 <= len(by_plans["arrivals"]) <= len(bank.returns)
-    main([str(ckpt), "--episodes", "2"])
+    main([str(ckpt), "--episodes", "2", "--plot", str(tmp_path / "where.png")])
     out = capsys.readouterr().out
     assert "maze2d-umaze" in out and "reach" in out and "arrivals" in out
+    assert "second half" in out and (tmp_path / "where.png").stat().st_size > 0
+
+
+def test_where_episodes_stay_counts_cells_and_corridor_distances():
+    # A U: the goal at (1, 1); (1, 3) is 4 cells away around the wall at (1, 2).
+    walls = np.array([[1, 1, 1, 1, 1], [1, 0, 1, 0, 1], [1, 0, 0, 0, 1], [1, 1, 1, 1, 1]], bool)
+    dist = corridor_distances(walls, (1, 1))
+    assert dist[(1, 1)] == 0 and dist[(2, 2)] == 2 and dist[(1, 3)] == 4 and (1, 2) not in dist
+    stall = np.tile([[1.1, 2.9, 0.0, 0.0]], (10, 1)).astype(np.float32)
+    stall[:5, :2] = [2.0, 2.0]  # first half elsewhere, second half at (1, 3)
+    eps = [Episode(o, np.zeros((10, 2), np.float32), None, False, 0.0) for o in (stall, stall)]
+    assert late_cells(eps) == {(1, 3): 2}
+    shares = cell_shares(stall[:, :2], walls.shape)
+    assert shares.sum() == pytest.approx(1.0)
+    assert shares[1, 3] == pytest.approx(0.5) and shares[2, 2] == pytest.approx(0.5)

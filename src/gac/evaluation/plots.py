@@ -124,3 +124,32 @@ def method_scores(panels: dict[str, dict[str, list[float]]], path: str | Path, t
         ax.set_ylabel("normalised score")
         ax.set_title(name, fontsize=9)
     return save_figure(fig, path, title)
+
+
+def cell_shares(positions: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The share of positions (M, 2; maze2d's D4RL frame, x = row, y = column, unit cells) that
+    falls in each cell of a (rows, columns) grid; positions outside it count in the nearest
+    edge cell."""
+    cells = np.rint(np.asarray(positions, dtype=np.float64)).astype(int)
+    rows = np.clip(cells[:, 0], 0, shape[0] - 1)
+    cols = np.clip(cells[:, 1], 0, shape[1] - 1)
+    counts = np.zeros(shape)
+    np.add.at(counts, (rows, cols), 1.0)
+    return counts / max(1, len(cells))
+
+
+def maze_occupancy(positions: np.ndarray, walls: np.ndarray, goal: np.ndarray,
+                   path: str | Path, title: str) -> Path:
+    """Where episodes spend their steps: each open cell coloured by its share of the steps,
+    walls grey, the goal a red star. A policy that circles or stalls shows as bright cells
+    away from the goal."""
+    walls = np.asarray(walls, dtype=bool)
+    share = np.ma.masked_where(walls, cell_shares(positions, walls.shape))
+    fig, ax = plt.subplots(figsize=(0.55 * walls.shape[1] + 1.6, 0.55 * walls.shape[0] + 0.6))
+    ax.imshow(walls, cmap="Greys", vmin=0.0, vmax=1.6)
+    im = ax.imshow(share, cmap="viridis")
+    ax.plot(goal[1], goal[0], marker="*", color="red", markersize=14, linestyle="none")
+    ax.set_xlabel("y (column)")
+    ax.set_ylabel("x (row)")
+    fig.colorbar(im, ax=ax, label="share of steps")
+    return save_figure(fig, path, title)
