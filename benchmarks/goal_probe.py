@@ -19,7 +19,7 @@ share of all steps per cell over the maze.
 from __future__ import annotations
 
 import argparse
-from collections import Counter, deque
+from collections import Counter
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from gac.inference.bank import arrivals
 from gac.rollout import make_envs, rollout
 from gac.runs import load_policy
 from gac.tasks import get_task
+from gac.tasks.maze import shortest_paths
 
 RADIUS = 0.5  # D4RL's sparse maze2d reward: within 0.5 of the goal
 
@@ -48,17 +49,10 @@ def episode_stats(episodes: list, goal: np.ndarray) -> tuple[int, list[int], lis
 
 
 def corridor_distances(walls: np.ndarray, goal_cell: tuple[int, int]) -> dict[tuple[int, int], int]:
-    """Each open cell's distance to ``goal_cell`` in cells, moving between open neighbours."""
-    dist = {goal_cell: 0}
-    todo = deque([goal_cell])
-    while todo:
-        r, c = todo.popleft()
-        for n in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
-            if (0 <= n[0] < walls.shape[0] and 0 <= n[1] < walls.shape[1] and not walls[n]
-                    and n not in dist):
-                dist[n] = dist[(r, c)] + 1
-                todo.append(n)
-    return dist
+    """Each open cell's distance to ``goal_cell`` in cells, moving between open neighbours (the
+    waypoint controller's search), for the cells that reach it."""
+    dist = shortest_paths(~np.asarray(walls, dtype=bool), goal_cell)[1]
+    return {(int(r), int(c)): int(dist[r, c]) for r, c in zip(*np.nonzero(dist >= 0), strict=True)}
 
 
 def late_cells(episodes: list) -> Counter:

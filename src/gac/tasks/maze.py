@@ -157,19 +157,7 @@ class WaypointController:
     def _table(self, goal_cell: tuple[int, int]) -> np.ndarray:
         """For each cell, the neighbouring cell one step closer to ``goal_cell`` (BFS)."""
         if goal_cell not in self._next:
-            rows, cols = self.grid.shape
-            nxt = np.full((rows, cols, 2), -1, dtype=np.int64)
-            nxt[goal_cell] = goal_cell
-            queue = deque([goal_cell])
-            while queue:
-                r, c = queue.popleft()
-                for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-                    n = (r + dr, c + dc)
-                    if 0 <= n[0] < rows and 0 <= n[1] < cols and self.grid[n] \
-                            and nxt[n][0] < 0:
-                        nxt[n] = (r, c)
-                        queue.append(n)
-            self._next[goal_cell] = nxt
+            self._next[goal_cell] = shortest_paths(self.grid, goal_cell)[0]
         return self._next[goal_cell]
 
     def waypoint(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -184,6 +172,29 @@ class WaypointController:
     def __call__(self, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> np.ndarray:
         wp = self.waypoint(pos, goal)
         return np.clip(self.p_gain * (wp - pos) + self.d_gain * vel, -1.0, 1.0)
+
+
+def shortest_paths(open_grid: np.ndarray, goal_cell: tuple[int, int]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Breadth-first search from ``goal_cell`` over the open cells of a (rows, columns) grid
+    (True: open), moving between 4-neighbours: for each cell, the neighbour one step closer to
+    the goal (rows, columns, 2), and its distance to the goal in cells (rows, columns); -1 in
+    both where a cell is a wall or cannot reach the goal."""
+    rows, cols = open_grid.shape
+    nxt = np.full((rows, cols, 2), -1, dtype=np.int64)
+    dist = np.full((rows, cols), -1, dtype=np.int64)
+    nxt[goal_cell] = goal_cell
+    dist[goal_cell] = 0
+    queue = deque([goal_cell])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            n = (r + dr, c + dc)
+            if 0 <= n[0] < rows and 0 <= n[1] < cols and open_grid[n] and nxt[n][0] < 0:
+                nxt[n] = (r, c)
+                dist[n] = dist[r, c] + 1
+                queue.append(n)
+    return nxt, dist
 
 
 def open_cells(maze: Any) -> list[tuple[int, int]]:
