@@ -202,6 +202,12 @@ class OnlineConfig:
     # evaluation episodes among goal segments, on another return scale, and as bank plans they
     # lowered the choice (docs/design-notes.md, "Offline-to-online: collected plans in the bank").
     plan_bank: Literal["all", "offline"] = "all"
+    # What the refits do to the offline trajectories' chains (their plans, which the bank modes
+    # play). "move": they keep sampling, as offline. "fixed": they stay where offline training
+    # left them, so the decoder refits around the plans it was trained with; only the collected
+    # episodes' chains move. Each update moves a chain on one window, so "move" drifts the bank
+    # away from what the policy had learnt to follow (docs/design-notes.md, twenty-sixth session).
+    offline_plans: Literal["move", "fixed"] = "move"
     eval_episodes: int = 50
     n_envs: int = 16
     # A group of episodes is played in `collect_shards` shards, each with its own batch,

@@ -262,3 +262,26 @@ def test_an_offline_plan_bank_offers_the_offline_plans_only(tiny_maze_path, tmp_
     full = make_run(tiny_maze_path, tmp_path / "full")
     full.run(progress=False, log=lambda *_: None)
     assert len(full.trainer.plan_bank.returns) == full.trainer.store.num_episodes > n0
+
+
+
+def test_fixed_offline_plans_stay_put_while_the_model_refits(tiny_maze_path, tmp_path):
+    run = make_run(tiny_maze_path, tmp_path / "run",
+                   ["online.offline_plans=fixed", "online.online_share=0.5"])
+    n0 = run.trainer.store.num_episodes
+    before = run.trainer.chains.z.clone()
+    weights = [p.detach().clone() for p in run.trainer.model.parameters()]
+    run.played = [0.0, 10.0]  # y_ref's pool: as if the offline policy had been evaluated
+    run.add(run.collect_group())
+    collected = run.trainer.chains.z[n0:].clone()
+    run.trainer.train(steps=run.trainer.step + 4, progress=False)
+    torch.testing.assert_close(run.trainer.chains.z[:n0], before, rtol=0, atol=0)
+    assert not torch.allclose(run.trainer.chains.z[n0:], collected)  # the new plans move
+    assert any(not torch.equal(w, p) for w, p in zip(weights, run.trainer.model.parameters(),
+                                                      strict=True))  # and the model refits
+    # The default moves the offline chains too.
+    moved = make_run(tiny_maze_path, tmp_path / "move", ["online.online_share=0.5"])
+    moved.played = [0.0, 10.0]
+    moved.add(moved.collect_group())
+    moved.trainer.train(steps=moved.trainer.step + 4, progress=False)
+    assert not torch.allclose(moved.trainer.chains.z[:n0], before)

@@ -95,6 +95,7 @@ class Trainer:
         self.n_initial = store.num_episodes  # episodes after it were added by add_episodes
         self.bank_size: int | None = None  # plans the bank offers: the first N (None: all)
         self.episode_weights: np.ndarray | None = None  # sampling weights (None: by length)
+        self.fixed_chains = 0  # chains 0..fixed_chains-1 are not moved by updates
 
     @property
     def plan_bank(self) -> PlanBank:
@@ -155,16 +156,20 @@ class Trainer:
         if t.posterior_temperature != 1.0:
             chain_batch = {**batch, "traj_scale": batch["traj_scale"] / t.posterior_temperature}
         shared = t.chain_grad == "shared"
-        z0 = sample_posterior(self.model, self.chains.get(idx, self.device), chain_batch,
+        z_start = self.chains.get(idx, self.device)
+        z0 = sample_posterior(self.model, z_start, chain_batch,
                               n_steps=t.langevin_steps - shared, step_size=t.langevin_step_size,
                               generator=self.gen, noise=t.langevin_noise)
+        fixed = (idx < self.fixed_chains).view(-1, 1, 1) if self.fixed_chains else None
+        if fixed is not None:
+            z0 = torch.where(fixed, z_start, z0)
         t1 = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         if shared:
             z_new, action_loss, return_loss = self._shared_pass(z0, batch, chain_batch)
             loss = action_loss + t.return_weight * return_loss
-            z0 = z_new
+            z0 = z_new if fixed is None else torch.where(fixed, z_start, z_new)
         self._check_finite("chains (posterior plans z0)", z0)
         self.chains.set(idx, z0)
         if not shared:

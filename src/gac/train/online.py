@@ -112,6 +112,8 @@ class OnlineRun:
         self.n_offline = trainer.store.num_episodes
         if self.cfg.plan_bank == "offline":
             trainer.bank_size = self.n_offline
+        if self.cfg.offline_plans == "fixed":
+            trainer.fixed_chains = self.n_offline
         self.rule = DeltaYRule(self.cfg)
         self.stage = 0  # stages finished
         self.stage_steps = 0  # environment steps collected in the current stage
