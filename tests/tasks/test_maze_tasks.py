@@ -46,6 +46,28 @@ def test_env_reset_is_seeded_and_observations_are_flat():
     small.close()
 
 
+def test_physics_step_is_pointmazes_own_to_the_bit():
+    # MazeEnv.advance steps MuJoCo directly; PointMaze's PointEnv.step is the reference. Long
+    # pushes in one direction exceed the velocity clip, and the large maze's walls are hit.
+    fast, ref = (MazeEnv(get_task("pointmaze-large-goal").spec) for _ in range(2))
+    rng = np.random.default_rng(0)
+    clipped = False
+    for episode in range(3):
+        fast.reset(seed=episode)
+        ref.reset(seed=episode)
+        for _ in range(100):
+            action = rng.uniform(-2.0, 2.0, size=2)  # out-of-range parts are clipped
+            for _ in range(int(rng.integers(1, 12))):
+                clipped |= bool(np.abs(fast.data.qvel).max() > 5.0)
+                fast.advance(action)
+                ref._env.point_env.step(action)
+                np.testing.assert_array_equal(fast.data.qpos, ref.data.qpos)
+                np.testing.assert_array_equal(fast.data.qvel, ref.data.qvel)
+    assert clipped  # the velocity clip was exercised
+    fast.close()
+    ref.close()
+
+
 def test_sparse_and_dense_rewards_follow_d4rl():
     for dense in (False, True):
         env = get_task("pointmaze-umaze-goal-dense" if dense else "pointmaze-umaze-goal").make_env()

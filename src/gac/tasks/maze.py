@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
 GOAL_RADIUS = 0.5  # D4RL maze2d sparse reward radius
+MAX_SPEED = 5.0  # PointMaze clips each velocity component to this before every step
 P_GAIN, D_GAIN = 10.0, -1.0  # D4RL's waypoint controller gains
 
 _registered = False
@@ -84,6 +86,8 @@ class MazeEnv:
         self.act_dim = 2
         self.action_low, self.action_high = -1.0, 1.0
         self.data = self._env.point_env.data  # MuJoCo's state: qpos, qvel
+        self._model = self._env.point_env.model
+        self._frame_skip = self._env.point_env.frame_skip
 
     # The ball's state lives in MuJoCo's qpos/qvel; reading it directly avoids dict building.
     @property
@@ -117,8 +121,19 @@ class MazeEnv:
         return 1.0 if dist <= GOAL_RADIUS else 0.0
 
     def advance(self, action: np.ndarray) -> None:
-        """One physics step under ``action`` (PointMaze's frame), nothing read back."""
-        self._env.point_env.step(np.asarray(action, dtype=np.float64))
+        """One physics step under ``action`` (PointMaze's frame), nothing read back.
+
+        PointMaze's ``PointEnv.step`` made directly on MuJoCo's arrays: the velocity clip, the
+        forward pass its ``set_state`` makes, the clipped control, ``frame_skip`` steps and
+        the post-constraint pass, in its order, to the same bits (tests/tasks/
+        test_maze_tasks.py), without its copies, checks and discarded observation: about 1.6x
+        faster per step, and a maze rollout spends half its time here."""
+        d = self.data
+        np.clip(d.qvel, -MAX_SPEED, MAX_SPEED, out=d.qvel)
+        mujoco.mj_forward(self._model, d)
+        np.clip(action, -1.0, 1.0, out=d.ctrl)
+        mujoco.mj_step(self._model, d, nstep=self._frame_skip)
+        mujoco.mj_rnePostConstraint(self._model, d)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         self.advance(action)
