@@ -168,7 +168,6 @@ def generate_maze2d_dataset(task: Maze2DTask, cfg: MazeDataConfig, progress: boo
     policy = FastWaypointPolicy(WaypointController(env.maze))
     cells = open_cells(env.maze)
     env.reset(seed=cfg.seed)
-    point = inner._env.point_env
 
     n = cfg.steps
     obs_pm = np.empty((n, 4), np.float64)  # what the row records (stale after a goal change)
@@ -186,7 +185,7 @@ def generate_maze2d_dataset(task: Maze2DTask, cfg: MazeDataConfig, progress: boo
         return gx, gy, policy.table(policy.cell(gx, gy))
 
     gx, gy, table = new_goal()
-    data = point.data
+    data = inner.data
     x, y = data.qpos[:2].tolist()
     vx, vy = data.qvel[:2].tolist()
     radius, horizon = cfg.reach_radius, task.horizon
@@ -205,7 +204,7 @@ def generate_maze2d_dataset(task: Maze2DTask, cfg: MazeDataConfig, progress: boo
         nx, ny = noise[i]
         action = np.array((min(max(ax + nx, -1.0), 1.0), min(max(ay + ny, -1.0), 1.0)), np.float32)
         actions[i] = action
-        point.step(action.astype(np.float64))
+        inner.advance(action)  # PointEnv.step's physics, without its observation
         segment += 1
         if done:
             timeouts[i] = True
