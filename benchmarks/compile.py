@@ -102,9 +102,9 @@ def decode(task_name: str, args: argparse.Namespace, n_envs: int = 16, steps: in
 
     @torch.compile(dynamic=False)
     def layers(x: torch.Tensor, cache: decoding.DecodeCache) -> torch.Tensor:
-        for block, alone in zip(tf.blocks, cache.alone, strict=True):
-            x = decoding._block_alone(block, x, alone)
-        return decoding._head_alone(tf, x, cache.head)
+        for alone in cache.alone:
+            x = decoding._block_alone(x, alone, None)
+        return decoding._head_alone(x, cache.head, cache.head_eps)
 
     def eager() -> torch.Tensor:
         with torch.inference_mode():
