@@ -132,8 +132,9 @@ class Maze2DEnv:
         return self.observation()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         # Physics only: MazeEnv.step's observation (in PointMaze's frame) would be thrown away.
+        # advance clips the action to [-1, 1]; the frame's map only swaps and negates, so
+        # clipping after it is clipping before it.
         self._maze_env.advance(self.frame.action_from_d4rl(action))
         return self.observation(), self._maze_env.reward(), False, False, {}
 
