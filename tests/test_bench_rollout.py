@@ -28,8 +28,10 @@ def test_rollout_benchmark_on_a_preset_and_on_a_checkpoint(tmp_path: Path,
     data = make_dataset("maze2d-umaze", steps=1500, out=tmp_path / "u.hdf5", progress=False)
     make_trainer(str(data), tmp_path / "run", overrides=TINY, progress=False).train(progress=False)
     ckpt = str(tmp_path / "run" / "checkpoint.pt")
-    main(["--checkpoint", ckpt, "--horizon", "12", "--rounds", "1", "--threads", "1"])
+    main(["--checkpoint", ckpt, "--horizon", "12", "--rounds", "1", "--threads", "1",
+          "--clock", "cpu"])
     out = capsys.readouterr().out
     assert "maze2d-umaze" in out and "arrive (a bank of" in out and "re-planned every 5" in out
+    assert "cpu clock" in out
     with pytest.raises(SystemExit, match="was trained on maze2d-umaze"):
         main(["--checkpoint", ckpt, "--task", "maze2d-medium"])
