@@ -208,6 +208,9 @@ class OnlineConfig:
     # episodes' chains move. Each update moves a chain on one window, so "move" drifts the bank
     # away from what the policy had learnt to follow (docs/design-notes.md, twenty-sixth session).
     offline_plans: Literal["move", "fixed"] = "move"
+    # The refits' learning rate as a share of train.lr. 0.1 continues where the offline
+    # schedule ends (its cosine decays to a tenth of the peak).
+    refit_lr_factor: float = 0.1
     eval_episodes: int = 50
     n_envs: int = 16
     # A group of episodes is played in `collect_shards` shards, each with its own batch,
@@ -343,6 +346,7 @@ _AT_LEAST: dict[str, int | float] = {
                                      "replan_every", "local_dims", "local_radius")},
     **{f"online.{k}": 1 for k in ("stages", "n_envs", "collector_actors", "collect_shards",
                                   "eval_episodes")},
+    "online.refit_lr_factor": 0,
     **{f"online.{k}": 0 for k in ("updates_per_stage", "explore_steps")},
 }
 

@@ -285,3 +285,16 @@ def test_fixed_offline_plans_stay_put_while_the_model_refits(tiny_maze_path, tmp
     moved.add(moved.collect_group())
     moved.trainer.train(steps=moved.trainer.step + 4, progress=False)
     assert not torch.allclose(moved.trainer.chains.z[:n0], before)
+
+
+def test_refits_run_at_the_online_learning_rate(tiny_maze_path, tmp_path):
+    run = make_run(tiny_maze_path, tmp_path / "run", ["online.refit_lr_factor=0.01"])
+    lr = run.trainer.cfg.train.lr
+    run.trainer.train(progress=False)  # offline: the schedule (its warm-up and cosine)
+    run.run(progress=False, log=lambda *_: None)
+    assert run.trainer.step > run.trainer.cfg.train.steps
+    assert run.trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * lr)
+    default = make_run(tiny_maze_path, tmp_path / "default")
+    default.trainer.train(progress=False)
+    default.run(progress=False, log=lambda *_: None)
+    assert default.trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * lr)
