@@ -15,6 +15,7 @@ from gac.config import (
     SECTIONS,
     InferenceConfig,
     ModelConfig,
+    OnlineConfig,
     RunConfig,
     apply_overrides,
     preset,
@@ -178,3 +179,14 @@ def test_large_trains_with_exact_two_step_chains_and_the_other_mazes_with_one_pa
     for name in ("maze2d-large", "maze2d-large-dense"):
         t = preset(name).train
         assert (t.chain_grad, t.langevin_steps, t.langevin_step_size) == ("exact", 2, 0.3)
+
+
+def test_walker2ds_refits_keep_the_offline_plans_and_the_mazes_move_them():
+    # Measured (docs/design-notes.md, twenty-sixth session): fixed plans end above moving ones
+    # on walker2d-medium-replay on every seed, and below them on maze2d-medium.
+    assert preset("walker2d-medium-replay").online.offline_plans == "fixed"
+    assert preset("maze2d-medium").online.offline_plans == "move"
+    assert preset("hopper-medium-replay").online.offline_plans == "move"
+    assert OnlineConfig().offline_plans == "move" and OnlineConfig().refit_lr_factor == 0.1
+    with pytest.raises(ValueError, match="refit_lr_factor"):
+        apply_overrides(preset("maze2d-umaze"), ["online.refit_lr_factor=-1"])
