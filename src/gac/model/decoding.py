@@ -336,9 +336,9 @@ def _embed_raw(tf: TrajectoryTransformer, obs: Tensor, embed: tuple[Tensor, Tens
     x = _affine(obs if obs.dtype == embed[0].dtype else obs.to(embed[0].dtype), embed)
     if isinstance(tf.state_embed, nn.Linear):
         return x
-    for layer in list(tf.state_embed)[1:]:
-        x = layer(x)
-    return x
+    _, act, last = tf.state_embed  # the MLP encoder's GELU and second linear, as functions:
+    # the same ops as the modules' calls, without their call overhead
+    return F.linear(F.gelu(x, approximate=act.approximate), last.weight, last.bias)
 
 
 # ---- the whole transformer ------------------------------------------------------------------
