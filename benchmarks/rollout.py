@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -38,27 +39,29 @@ from gac.rollout import make_envs, rollout
 from gac.runs import load_policy
 from gac.tasks import get_task
 
-CLOCK = time.perf_counter  # --clock cpu: time.process_time
+Clock = Callable[[], float]  # time.perf_counter, or time.process_time for --clock cpu
 
 
-def raw_env_rate(task, n_envs: int, horizon: int, seed: int = 0) -> float:
+def raw_env_rate(task, n_envs: int, horizon: int, seed: int = 0,
+                 clock: Clock = time.perf_counter) -> float:
     envs = [task.make_env() for _ in range(n_envs)]
     rng = np.random.default_rng(seed)
     for i, env in enumerate(envs):
         env.reset(seed=seed + i)
-    t0 = CLOCK()
+    t0 = clock()
     for _ in range(horizon):
         actions = rng.uniform(-1, 1, size=(n_envs, 2))
         for env, a in zip(envs, actions, strict=True):
             env.step(a)
-    return n_envs * horizon / (CLOCK() - t0)
+    return n_envs * horizon / (clock() - t0)
 
 
-def policy_rate(model, task, n_envs: int, horizon: int, cache: bool, icfg, bank=None) -> float:
+def policy_rate(model, task, n_envs: int, horizon: int, cache: bool, icfg, bank=None,
+                clock: Clock = time.perf_counter) -> float:
     envs = make_envs(task.make_env, n_envs)  # as for the raw rate, creation is not timed
-    t0 = CLOCK()
+    t0 = clock()
     rollout(model, envs, horizon, n_envs, seed=0, icfg=icfg, cache=cache, bank=bank)
-    return n_envs * horizon / (CLOCK() - t0)
+    return n_envs * horizon / (clock() - t0)
 
 
 def load(task_name: str | None, checkpoint: str | None):
@@ -87,8 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall clock, or this process's CPU time (with --threads 1)")
     args = parser.parse_args(argv)
-    global CLOCK
-    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, cfg, bank = load(args.task, args.checkpoint)
@@ -111,10 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     for n in (1, 16):
         raws, cacheds = [], []
         for _ in range(max(1, args.rounds)):
-            raws.append(raw_env_rate(task, n, args.horizon))
-            cacheds.append(policy_rate(model, task, n, args.horizon, True, icfg, bank))
+            raws.append(raw_env_rate(task, n, args.horizon, clock=clock))
+            cacheds.append(policy_rate(model, task, n, args.horizon, True, icfg, bank, clock))
         raw, cached = statistics.median(raws), statistics.median(cacheds)
-        full = policy_rate(model, task, n, args.horizon, False, icfg, bank)
+        full = policy_rate(model, task, n, args.horizon, False, icfg, bank, clock)
         rows.append((n, raw, cached, full))
     print(f"\n{'envs':>5} {'raw env/s':>11} {'cached/s':>10} {'no-cache/s':>11} "
           f"{'cached/no-cache':>16} {'policy only':>12} {'cached/raw':>11}")

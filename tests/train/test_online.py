@@ -264,7 +264,6 @@ def test_an_offline_plan_bank_offers_the_offline_plans_only(tiny_maze_path, tmp_
     assert len(full.trainer.plan_bank.returns) == full.trainer.store.num_episodes > n0
 
 
-
 def test_fixed_offline_plans_stay_put_while_the_model_refits(tiny_maze_path, tmp_path):
     run = make_run(tiny_maze_path, tmp_path / "run",
                    ["online.offline_plans=fixed", "online.online_share=0.5"])

@@ -83,7 +83,6 @@ class Trainer:
         self.model = build_model(cfg, store, return_scale).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr,
                                            weight_decay=t.weight_decay)
-        self.late_lr_factor = 0.1  # the learning rate's share of the peak after train.steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.gen = torch.Generator().manual_seed(t.seed + 1)  # Langevin noise, chain starts
         self.rng = np.random.default_rng(t.seed + 2)  # batch sampling
@@ -133,13 +132,13 @@ class Trainer:
             self.episode_weights = weights
 
     def _lr_factor(self, step: int) -> float:
-        """Linear warm-up, then cosine decay to 10% of the peak; after ``train.steps``,
-        ``late_lr_factor`` (the online refits' ``online.refit_lr_factor``)."""
+        """Linear warm-up, then cosine decay to 10% of the peak; after ``train.steps`` (the
+        online refits), ``online.refit_lr_factor``."""
         t = self.cfg.train
         if step < t.warmup_steps:
             return (step + 1) / t.warmup_steps
-        if step >= t.steps:  # refits after the schedule (online stages)
-            return self.late_lr_factor
+        if step >= t.steps:
+            return self.cfg.online.refit_lr_factor
         progress = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -380,11 +379,10 @@ class Trainer:
             raise CheckpointError(f"{path}: cannot be loaded into this run ({exc!r})") from exc
         self.history = list(state.get("history", []))
         if resumable is None:
-            self.apply_optimiser_settings()
+            self._apply_optimiser_settings()
 
-    def apply_optimiser_settings(self) -> None:
-        """The config's learning rate (times the schedule's factor now) and weight decay, in
-        place of a loaded optimiser's or after ``late_lr_factor`` changed."""
+    def _apply_optimiser_settings(self) -> None:
+        """The config's learning rate and weight decay, in place of a loaded optimiser's."""
         t = self.cfg.train
         self.scheduler.base_lrs = [t.lr] * len(self.optimizer.param_groups)
         factor = self._lr_factor(self.scheduler.last_epoch)

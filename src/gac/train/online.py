@@ -114,9 +114,6 @@ class OnlineRun:
             trainer.bank_size = self.n_offline
         if self.cfg.offline_plans == "fixed":
             trainer.fixed_chains = self.n_offline
-        if trainer.late_lr_factor != self.cfg.refit_lr_factor:
-            trainer.late_lr_factor = self.cfg.refit_lr_factor
-            trainer.apply_optimiser_settings()  # from the first refit update on
         self.rule = DeltaYRule(self.cfg)
         self.stage = 0  # stages finished
         self.stage_steps = 0  # environment steps collected in the current stage
