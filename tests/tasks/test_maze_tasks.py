@@ -64,6 +64,9 @@ def test_physics_step_is_pointmazes_own_to_the_bit():
                 np.testing.assert_array_equal(fast.data.qpos, ref.data.qpos)
                 np.testing.assert_array_equal(fast.data.qvel, ref.data.qvel)
     assert clipped  # the velocity clip was exercised
+    for bad in (0.5, [0.1, 0.2, 0.3]):  # a scalar would otherwise broadcast to both forces
+        with pytest.raises(ValueError, match=r"expected shape \(2,\)"):
+            fast.advance(bad)
     fast.close()
     ref.close()
 

@@ -128,6 +128,8 @@ class MazeEnv:
         the post-constraint pass, in its order, to the same bits (tests/tasks/
         test_maze_tasks.py), without its copies, checks and discarded observation: about 1.6x
         faster per step, and a maze rollout spends half its time here."""
+        if np.shape(action) != (2,):  # as PointEnv.step refuses it; a scalar would broadcast
+            raise ValueError(f"maze action: expected shape (2,), found {np.shape(action)}")
         d = self.data
         # The clips as ufuncs: np.clip's Python wrappers cost more than the clipping.
         np.minimum(np.maximum(d.qvel, -MAX_SPEED, out=d.qvel), MAX_SPEED, out=d.qvel)
