@@ -5,7 +5,7 @@
                                 [--data-steps N] [--algos gac,gac-local,gac-once,gac-select,
                                  gac-exploit,gac-prior,gac-elite,gac-stitch,gac-stitch15,gac-state,
                                  gac-state25,gac-lookahead,gac-lookahead-data,gac-arrive,
-                                 bc,bc10,dt,iql,cql]
+                                 gac-trained,bc,bc10,dt,iql,cql]
                                 [--gac-set SECTION.FIELD=VALUE ...]
 
 For every task and seed, the seed's dataset is made once by D4RL's recipe (`gac data make TASK
@@ -33,7 +33,9 @@ the same number of gradient steps on that file, then plays ``--episodes`` evalua
   from the current state by the model, ``--mode lookahead``, for models with an end head;
   GAC-LOOKAHEAD-DATA, the same with the segments' data returns in place of the return head's;
   GAC-ARRIVE, ``--mode arrive``: among the segments that end where the best-return segments
-  start, the one starting nearest the current position, every 5 steps).
+  start, the one starting nearest the current position, every 5 steps; GAC-TRAINED, the
+  preset's inference with the optimiser's last weights where training kept an average,
+  ``--gac-set train.ema_decay=D``, which GAC plays by default).
   GAC sees only segment returns, never step rewards.
 - BC: d3rlpy's behaviour cloning (256x256 MLP, batch 256). BC10: the same on the 10% of segments
   with the highest returns (CORL's 10% BC), the return-only filter any return-conditioned method
@@ -115,6 +117,8 @@ GAC_MODES: dict[str, list[str]] = {
     # 5 steps: drive to where the returns are earned and hold there (``--mode arrive``)
     "gac-arrive": ["inference.mode=arrive", "inference.local_dims=2",
                    "inference.replan_every=5"],
+    # the preset's inference with the trained weights, not their average (train.ema_decay)
+    "gac-trained": ["inference.weights=trained"],
 }
 PEERS = ("bc", "bc10", "dt", "iql", "cql")
 ALGOS = (*GAC_MODES, *PEERS)

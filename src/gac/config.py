@@ -71,6 +71,9 @@ class InferenceConfig:
     # A name in the registry gac.inference.MODES (exploit, refine, guided, random, elite);
     # `gac eval --help` lists them with what each does.
     mode: str = "exploit"
+    # Which weights play. "averaged": the moving average of training (train.ema_decay > 0)
+    # where the checkpoint keeps one, else the trained weights; "trained": the optimiser's last.
+    weights: Literal["averaged", "trained"] = "averaged"
     # Exploit: the ascent converges fast. Measured (50 episodes, seed 0): 16 starts x 30 steps
     # vs 8 x 15 scored 57.2 vs 57.6 (medium), 98.3 vs 98.1 and 99.8 vs 100.0 (umaze, 2 models),
     # with the same predicted returns, at a quarter of the cost (plan search was half of the
@@ -155,6 +158,12 @@ class TrainConfig:
     # per-step action noise), so the decoder learns what a plan says about the whole trajectory
     # and reads the rest off the state (docs/design-notes.md, "the plan fitted to one window").
     param_window: Literal["same", "fresh"] = "same"
+    # Weights averaged over training (Polyak / EMA): after every optimiser step the average moves
+    # by (1 - d) towards the weights, d = min(ema_decay, (1 + n) / (10 + n)) after n updates, so
+    # that an early average is not dominated by the initial weights. 0: off. The average does
+    # not feed back into training (the trained weights, chains and losses are those of a run
+    # without it); evaluation plays it where inference.weights="averaged".
+    ema_decay: float = 0.0
     seed: int = 0
     device: str = "cpu"
     # torch threads. None: one, so that a seed gives the same numbers on a machine: with torch's
@@ -387,6 +396,8 @@ def check_config(cfg: RunConfig) -> None:
     if t.chain_grad == "shared" and t.langevin_steps < 1:
         raise ValueError("train.chain_grad=shared takes the chains' last Langevin move from the "
                          "parameters' pass: it needs train.langevin_steps of at least 1")
+    if not 0 <= t.ema_decay < 1:
+        raise ValueError(f"train.ema_decay={t.ema_decay!r}: must be in [0, 1) (0: no average)")
     if o.env_steps < o.stages:
         raise ValueError(f"online.env_steps={o.env_steps} is below online.stages={o.stages}: "
                          f"each stage needs a budget of at least one environment step")

@@ -71,7 +71,7 @@ def eval_callback(episodes: int, seed: int = 0, n_envs: int = 16):
 
     def on_eval(trainer: Trainer) -> dict[str, float]:
         task = get_task(trainer.cfg.task)
-        result = evaluate(trainer.model, task, episodes, [seed], trainer.cfg.inference,
+        result = evaluate(trainer.acting_model, task, episodes, [seed], trainer.cfg.inference,
                           reference_returns(trainer.store.metadata, trainer.cfg.task), n_envs=n_envs,
                           bank=trainer.plan_bank)
         s = result.summary()
@@ -89,18 +89,22 @@ class Policy(NamedTuple):
     bank: PlanBank | None  # the training episodes' plans (None: an older checkpoint)
 
 
-def load_policy(path: str | Path, device: str = "cpu") -> Policy:
-    """Model, config, dataset metadata and plan bank from a checkpoint."""
-    return policy_from_state(load_checkpoint(path), path, device)
+def load_policy(path: str | Path, device: str = "cpu", weights: str | None = None) -> Policy:
+    """Model, config, dataset metadata and plan bank from a checkpoint. ``weights``: which
+    weights play (``inference.weights``; None: the checkpoint's setting)."""
+    return policy_from_state(load_checkpoint(path), path, device, weights)
 
 
-def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cpu") -> Policy:
+def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cpu",
+                      weights: str | None = None) -> Policy:
     """``load_policy`` for a checkpoint already read (``path`` names it in errors)."""
     try:
         cfg = RunConfig.from_dict(state["config"])
         model = GACModel(cfg.model)
-        check_finite_weights(state["model"], path)
-        model.load_state_dict(state["model"])
+        weights = weights or cfg.inference.weights
+        key = "averaged_model" if weights == "averaged" and "averaged_model" in state else "model"
+        check_finite_weights(state[key], path)
+        model.load_state_dict(state[key])
         bank = None
         if "episode_returns" in state:  # older checkpoints lack them (no elite inference)
             bank = PlanBank(state["chains"]["z"], state["episode_returns"],
@@ -128,9 +132,15 @@ def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] |
     """``episodes`` per seed of the checkpoint's policy. ``threads``: torch threads, None: one,
     as in training (config.py, ``train.threads``), so an evaluation repeats to the last digit."""
     torch.set_num_threads(threads or 1)
-    model, cfg, meta, bank = load_policy(path)
+    state = load_checkpoint(path)
     if mode:
         inference_overrides = [f"inference.mode={mode}", *(inference_overrides or [])]
+    try:
+        weights = apply_overrides(RunConfig.from_dict(state["config"]),
+                                  inference_overrides or []).inference.weights
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: incomplete or damaged checkpoint ({exc!r})") from exc
+    model, cfg, meta, bank = policy_from_state(state, path, weights=weights)
     cfg = apply_overrides(cfg, inference_overrides or [])
     task = get_task(cfg.task)
     icfg: InferenceConfig = cfg.inference

@@ -305,3 +305,42 @@ def test_the_end_head_moves_the_chains(store):
 def test_a_negative_end_sigma_is_refused(store):
     with pytest.raises(ValueError, match="end_sigma"):
         make(store, extra=["model.end_sigma=-1"])
+
+
+def test_averaged_weights_follow_training_without_changing_it(store, tmp_path):
+    """train.ema_decay keeps a moving average of the weights: training itself is that of a run
+    without it, the average lies between the start and the trained weights, it survives a
+    resume exactly, and evaluation plays it unless inference.weights=trained."""
+    plain = make(store)
+    plain.train(progress=False)
+    run = tmp_path / "ema"
+    ema = make(store, run, extra=["train.ema_decay=0.9"])
+    start = torch.cat([p.detach().flatten() for p in ema.averaged.parameters()])
+    ema.train(progress=False)
+    assert torch.equal(params(ema), params(plain))  # the average does not feed back
+    assert torch.equal(ema.chains.z, plain.chains.z)
+    averaged = torch.cat([p.detach().flatten() for p in ema.averaged.parameters()])
+    assert not torch.equal(averaged, params(ema)) and not torch.equal(averaged, start)
+    # d = min(0.9, (1 + n) / (10 + n)): recompute the average from the first update's weights on
+    first = make(store, extra=["train.ema_decay=0.9"])
+    first.update()
+    assert torch.allclose(torch.cat([p.flatten() for p in first.averaged.parameters()]),
+                          0.1 * start + 0.9 * params(first))  # n = 0: d = 0.1
+    assert ema.acting_model is ema.averaged
+    trained_plays = make(store, extra=["train.ema_decay=0.9", "inference.weights=trained"])
+    assert trained_plays.acting_model is trained_plays.model
+    # A resumed run continues the same average.
+    part = make(store, tmp_path / "part", extra=["train.ema_decay=0.9"])
+    part.train(steps=3, progress=False)
+    resumed = make(store, tmp_path / "part", extra=["train.ema_decay=0.9"])
+    resumed.load(tmp_path / "part" / "checkpoint.pt")
+    resumed.train(progress=False)
+    assert torch.equal(torch.cat([p.flatten() for p in resumed.averaged.parameters()]), averaged)
+    # The checkpoint plays the average by default, the trained weights on request.
+    ckpt = run / "checkpoint.pt"
+    played = torch.cat([p.flatten() for p in load_policy(ckpt).model.parameters()])
+    assert torch.equal(played, averaged)
+    trained = load_policy(ckpt, weights="trained").model
+    assert torch.equal(torch.cat([p.flatten() for p in trained.parameters()]), params(ema))
+    with pytest.raises(ValueError, match="ema_decay"):
+        make(store, extra=["train.ema_decay=1"])

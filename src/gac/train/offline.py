@@ -9,6 +9,7 @@ stages (later) reuse ``Trainer.update`` on a growing store.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -96,6 +97,26 @@ class Trainer:
         self.bank_size: int | None = None  # plans the bank offers: the first N (None: all)
         self.episode_weights: np.ndarray | None = None  # sampling weights (None: by length)
         self.fixed_chains = 0  # chains 0..fixed_chains-1 are not moved by updates
+        # train.ema_decay: the moving average of the weights, a model of its own that only plays
+        self.averaged = (copy.deepcopy(self.model).eval().requires_grad_(False)
+                         if t.ema_decay else None)
+
+    @property
+    def acting_model(self) -> GACModel:
+        """The weights that evaluation and online collection play (``inference.weights``)."""
+        if self.averaged is not None and self.cfg.inference.weights == "averaged":
+            return self.averaged
+        return self.model
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        """Move the averaged weights towards the trained ones (``train.ema_decay``); buffers
+        (the data's normalisation) are copied."""
+        decay = min(self.cfg.train.ema_decay, (1 + self.step) / (10 + self.step))
+        avg = list(self.averaged.parameters())
+        torch._foreach_lerp_(avg, [p.detach() for p in self.model.parameters()], 1.0 - decay)
+        for a, b in zip(self.averaged.buffers(), self.model.buffers(), strict=True):
+            a.copy_(b)
 
     @property
     def plan_bank(self) -> PlanBank:
@@ -189,6 +210,8 @@ class Trainer:
         self._check_finite("gradient norm", grad_norm)
         self.optimizer.step()
         self.scheduler.step()
+        if self.averaged is not None:
+            self._update_average()
         self.step += 1
         t2 = time.perf_counter()
         return {
@@ -301,6 +324,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "step": self.step,
             "model": self.model.state_dict(),
+            **({"averaged_model": self.averaged.state_dict()} if self.averaged is not None else {}),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "chains": self.chains.state_dict(),
@@ -323,7 +347,9 @@ class Trainer:
     def state_checked(self) -> dict[str, Any]:
         """``state()``, refusing to hand out non-finite weights (they would replace the last
         good checkpoint)."""
-        bad = [k for k, v in self.model.state_dict().items()
+        models = {"": self.model, "averaged ": self.averaged}
+        bad = [f"{name}{k}" for name, m in models.items() if m is not None
+               for k, v in m.state_dict().items()
                if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if bad:
             raise TrainingDiverged(self._diverged(f"the weights {', '.join(bad[:3])} are not "
@@ -368,6 +394,8 @@ class Trainer:
                     f"or start a new run in another run directory")
         try:
             self.model.load_state_dict(state["model"])
+            if self.averaged is not None:  # a checkpoint without an average starts one here
+                self.averaged.load_state_dict(state.get("averaged_model", state["model"]))
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.chains.load_state_dict(state["chains"])

@@ -149,7 +149,7 @@ class OnlineRun:
         n_explore = round(self.cfg.explore_share * n) if self.cfg.exploration else 0
         seed = 1_000_003 * (self.trainer.cfg.train.seed + 1) + 7919 * self.stage + self.stage_steps
         shards = split_group(n, self.cfg.collect_shards, n_explore)
-        outs = self.collector.collect(self.trainer.model, self.trainer.plan_bank,
+        outs = self.collector.collect(self.trainer.acting_model, self.trainer.plan_bank,
                                       self.trainer.cfg.inference, self.cfg, y_plus, seed, shards)
         returns = np.concatenate([o["returns"] for o in outs])
         self.stage_explore += [float(r) for r in returns[:n_explore]]
@@ -165,7 +165,7 @@ class OnlineRun:
 
     def evaluate(self, seed: int = 0) -> dict[str, float]:
         icfg = self.trainer.cfg.inference
-        res = evaluate(self.trainer.model, self.task, self.cfg.eval_episodes, [seed], icfg,
+        res = evaluate(self.trainer.acting_model, self.task, self.cfg.eval_episodes, [seed], icfg,
                        self.ref, n_envs=self.cfg.n_envs, bank=self.trainer.plan_bank)
         self.played += [float(r) for r in res.returns.ravel()]
         s = res.summary()
