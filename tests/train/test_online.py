@@ -297,3 +297,25 @@ def test_refits_run_at_the_online_learning_rate(tiny_maze_path, tmp_path):
     default.trainer.train(progress=False)
     default.run(progress=False, log=lambda *_: None)
     assert default.trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * lr)
+
+
+def test_online_stages_play_the_averaged_weights(tiny_maze_path, tmp_path, monkeypatch):
+    """With train.ema_decay the stages evaluate and collect with the averaged weights, which
+    keep averaging through the refits; the online checkpoint carries them."""
+    import gac.train.online as online
+
+    run = make_run(tiny_maze_path, tmp_path / "run", ["train.ema_decay=0.9"])
+    played = []
+    evaluate, collect = online.evaluate, run.collector.collect
+    monkeypatch.setattr(online, "evaluate",
+                        lambda model, *a, **k: (played.append(model), evaluate(model, *a, **k))[1])
+    monkeypatch.setattr(run.collector, "collect",
+                        lambda model, *a, **k: (played.append(model), collect(model, *a, **k))[1])
+    before = [p.clone() for p in run.trainer.averaged.parameters()]
+    run.run(progress=False, log=lambda *_: None)
+    assert len(played) >= 4 and all(m is run.trainer.averaged for m in played)
+    assert any(not torch.equal(a, b) for a, b in zip(before, run.trainer.averaged.parameters(),
+                                                     strict=True))
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["averaged_model"]
+    for name, value in run.trainer.averaged.state_dict().items():
+        assert torch.equal(saved[name], value)
