@@ -92,8 +92,8 @@ def rollout(model: GACModel, envs: list[Any], horizon: int, episodes: int, seed:
                         else:
                             z0 = planner(s_t, gen)
                     z = model.prior(z0)
-                    if cache:
-                        state = model.start_episode(z)
+                    if cache:  # the weights are those the episode started with
+                        state = model.start_episode(z, like=state)
                         for o, a, tt in recent:
                             model.act(state, o, tt)
                             model.observe_action(state, a)

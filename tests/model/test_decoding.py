@@ -187,3 +187,22 @@ def test_cached_matches_uncached_with_trained_layer_norms(context_steps):
                 module.weight.copy_(torch.rand(module.weight.shape, generator=g) + 0.5)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=g))
     assert rollout_gap(model, 3 * context_steps + 2) < 1e-5
+
+
+@pytest.mark.parametrize("context_steps", [1, K])
+def test_a_replan_cache_reuses_the_plan_free_folds_and_decodes_as_a_fresh_one(context_steps):
+    """start_episode(z, like=old) at a re-plan folds only the plans again: its actions are those
+    of a cache started fresh with z, to the bit, and its plan-free folds are the old ones."""
+    model = make_model(context_steps=context_steps, state_encoder="mlp")
+    g = torch.Generator().manual_seed(3)
+    old = model.start_episode(torch.randn(2, 4, 32, generator=g))
+    z = torch.randn(2, 4, 32, generator=g)
+    fresh, reused = model.start_episode(z), model.start_episode(z, like=old)
+    assert reused.embed is old.embed
+    if context_steps == 1:
+        assert reused.head is old.head and reused.alone[0].up is old.alone[0].up
+    for t in range(6):
+        obs, action = torch.randn(2, 5, generator=g), torch.rand(2, 3, generator=g)
+        assert torch.equal(model.act(fresh, obs, t), model.act(reused, obs, t))
+        model.observe_action(fresh, action)
+        model.observe_action(reused, action)

@@ -14,7 +14,7 @@ The functions here read the transformer's weights; the transformer knows nothing
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -265,15 +265,20 @@ class AloneLayer:
     n_heads: int  # of the cross-attention
 
 
+def _fold_norm_cross(ln2: nn.LayerNorm, cross: FoldedCross) -> FoldedCross:
+    """The cross-attention's LayerNorm affine folded into its keys and bias:
+    scores = (x_hat gamma + beta) @ keys + bias."""
+    return FoldedCross(cross.keys * ln2.weight[:, None],
+                       cross.bias + torch.einsum("d,bdk->bk", ln2.bias, cross.keys)[:, None],
+                       cross.values)
+
+
 def fold_layer_alone(block: Block, cross: FoldedCross) -> AloneLayer:
     up, act, down = block.mlp
     ln2 = block.ln2
     return AloneLayer(
         attn=_fold_norm(block.ln1, *fold_alone(block.attn)),
-        # scores = (x_hat gamma + beta) @ keys + bias
-        cross=FoldedCross(cross.keys * ln2.weight[:, None],
-                          cross.bias + torch.einsum("d,bdk->bk", ln2.bias, cross.keys)[:, None],
-                          cross.values),
+        cross=_fold_norm_cross(ln2, cross),
         up=_fold_norm(block.ln3, up.weight, up.bias),
         down=_transposed(down.weight, down.bias),
         eps=(block.ln1.eps, ln2.eps, block.ln3.eps),
@@ -343,23 +348,34 @@ def _embed_raw(tf: TrajectoryTransformer, obs: Tensor, embed: tuple[Tensor, Tens
 _TABLES: dict[tuple, DecodeTables] = {}
 
 
-def start(tf: TrajectoryTransformer, z: Tensor, obs_mean: Tensor, obs_std: Tensor
-          ) -> DecodeCache:
+def start(tf: TrajectoryTransformer, z: Tensor, obs_mean: Tensor, obs_std: Tensor,
+          like: DecodeCache | None = None) -> DecodeCache:
     """A cache for plans z (B, N, d): cross-attention folded with z once (so an episode
     decodes with the weights it started with; so is a one-step context's self-attention), the
-    observation statistics folded into the state embedding, empty K/V rings."""
+    observation statistics folded into the state embedding, empty K/V rings.
+
+    ``like``: a cache this transformer started with the same weights (a re-plan within a
+    rollout): its folds that do not depend on z are reused, the same tensors a new fold
+    would compute; only the cross-attention is folded again, with the new plans."""
     key = (tf.context_steps, tf.n_heads, tf.head_dim, z.device, z.dtype)
     if key not in _TABLES:
         _TABLES[key] = DecodeTables(tf.context_steps, tf.n_heads, tf.head_dim, z.device, z.dtype)
     shape = (len(tf.blocks), z.shape[0], 2 * tf.context_steps + 2, 2 * tf.d_model)
     cross = [fold_cross(block.cross, z) for block in tf.blocks]
+    if tf.context_steps != 1:
+        alone = []
+    elif like is None:
+        alone = [fold_layer_alone(block, c) for block, c in zip(tf.blocks, cross, strict=True)]
+    else:
+        alone = [replace(layer, cross=_fold_norm_cross(block.ln2, c))
+                 for block, layer, c in zip(tf.blocks, like.alone, cross, strict=True)]
     return DecodeCache(
         cross=cross,
-        alone=[fold_layer_alone(block, c) for block, c in zip(tf.blocks, cross, strict=True)]
-        if tf.context_steps == 1 else [],
-        head=fold_head(tf) if tf.context_steps == 1 else None,
+        alone=alone,
+        head=(like.head if like is not None else fold_head(tf)) if tf.context_steps == 1 else None,
         head_eps=tf.ln_f.eps,
-        embed=fold_embedding(tf, obs_mean.to(z.dtype), obs_std.to(z.dtype)),
+        embed=like.embed if like is not None else fold_embedding(tf, obs_mean.to(z.dtype),
+                                                                 obs_std.to(z.dtype)),
         kv=z.new_zeros(shape),
         tables=_TABLES[key],
         n_heads=tf.n_heads,

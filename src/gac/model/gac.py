@@ -148,10 +148,12 @@ class GACModel(nn.Module):
 
     # ---- rollouts ------------------------------------------------------------------------
     @torch.no_grad()
-    def start_episode(self, z: Tensor) -> DecodeCache:
+    def start_episode(self, z: Tensor, like: DecodeCache | None = None) -> DecodeCache:
         """A decoding cache for plans z (B, N, d): cross-attention of z folded into per-episode
-        weights once, and self-attention rings of the last 2K tokens per layer."""
-        return start_decoding(self.transformer, z, self.obs_mean, self.obs_std)
+        weights once, and self-attention rings of the last 2K tokens per layer. ``like``: the
+        cache being replaced at a re-plan, with these weights: what it folded independently
+        of the plans is reused."""
+        return start_decoding(self.transformer, z, self.obs_mean, self.obs_std, like)
 
     @torch.no_grad()
     def act(self, cache: DecodeCache, obs_t: Tensor, timestep_t: int | Tensor) -> Tensor:
