@@ -344,3 +344,13 @@ def test_averaged_weights_follow_training_without_changing_it(store, tmp_path):
     assert torch.equal(torch.cat([p.flatten() for p in trained.parameters()]), params(ema))
     with pytest.raises(ValueError, match="ema_decay"):
         make(store, extra=["train.ema_decay=1"])
+
+
+def test_fine_tuning_a_checkpoint_without_an_average_starts_one_at_its_weights(store, tmp_path):
+    plain = make(store, tmp_path / "plain")
+    plain.train(progress=False)
+    tuned = make(store, tmp_path / "tuned", extra=["train.ema_decay=0.99"])
+    tuned.load(tmp_path / "plain" / "checkpoint.pt", resumable=None)
+    for a, b in zip(tuned.averaged.parameters(), plain.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert "averaged_model" not in load_checkpoint(tmp_path / "plain" / "checkpoint.pt")
