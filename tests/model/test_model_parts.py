@@ -152,11 +152,12 @@ def test_mlp_state_encoder_fits_a_sharp_map_of_a_small_state_better():
     target = torch.tanh(4 * torch.sin(2 * obs) @ torch.tensor([[1.0, -1.0], [1.0, 1.0]]))
     losses = {}
     for encoder in ("linear", "mlp"):
+        torch.manual_seed(0)  # the initial weights too, not only what follows: else they depend
+        # on the tests run before (seeds 0-4 give mlp/linear 0.40-0.59)
         model = GACModel(ModelConfig(obs_dim=2, act_dim=2, d_model=32, n_layers=2, context_steps=1,
                                      timestep_embedding=False, prior="identity",
                                      state_encoder=encoder, state_hidden=64))
         model.set_normalisation(torch.full((2,), 3.0), torch.full((2,), 1.7), 1.0)
-        torch.manual_seed(0)
         opt = torch.optim.Adam(model.parameters(), 3e-3)
         z, steps = torch.zeros(512, *model.latent_shape), torch.zeros(512, 1, dtype=torch.long)
         for _ in range(300):
