@@ -98,6 +98,8 @@ def load_policy(path: str | Path, device: str = "cpu", weights: str | None = Non
 def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cpu",
                       weights: str | None = None) -> Policy:
     """``load_policy`` for a checkpoint already read (``path`` names it in errors)."""
+    if weights not in (None, "averaged", "trained"):
+        raise ValueError(f"weights={weights!r}: expected averaged or trained")
     try:
         cfg = RunConfig.from_dict(state["config"])
         model = GACModel(cfg.model)

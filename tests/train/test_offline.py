@@ -342,6 +342,8 @@ def test_averaged_weights_follow_training_without_changing_it(store, tmp_path):
     assert torch.equal(played, averaged)
     trained = load_policy(ckpt, weights="trained").model
     assert torch.equal(torch.cat([p.flatten() for p in trained.parameters()]), params(ema))
+    with pytest.raises(ValueError, match="expected averaged or trained"):
+        load_policy(ckpt, weights="ema")
     with pytest.raises(ValueError, match="ema_decay"):
         make(store, extra=["train.ema_decay=1"])
 
