@@ -14,7 +14,7 @@ import torch
 
 from gac.atomic import write_text
 from gac.collectors import make_collector
-from gac.config import InferenceConfig, RunConfig, apply_overrides, preset
+from gac.config import InferenceConfig, RunConfig, apply_overrides, choices, preset
 from gac.data.datasets import resolve_dataset
 from gac.data.segments import resegment
 from gac.data.store import TrajectoryStore
@@ -95,13 +95,22 @@ def load_policy(path: str | Path, device: str = "cpu", weights: str | None = Non
     return policy_from_state(load_checkpoint(path), path, device, weights)
 
 
+def saved_config(state: dict[str, Any], path: str | Path) -> RunConfig:
+    """The config a checkpoint already read was trained with (``path`` names it in errors)."""
+    try:
+        return RunConfig.from_dict(state["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: incomplete or damaged checkpoint ({exc!r})") from exc
+
+
 def policy_from_state(state: dict[str, Any], path: str | Path, device: str = "cpu",
                       weights: str | None = None) -> Policy:
     """``load_policy`` for a checkpoint already read (``path`` names it in errors)."""
-    if weights not in (None, "averaged", "trained"):
-        raise ValueError(f"weights={weights!r}: expected averaged or trained")
+    allowed = choices(InferenceConfig, "weights")
+    if weights is not None and weights not in allowed:
+        raise ValueError(f"weights={weights!r}: expected one of {', '.join(allowed)}")
+    cfg = saved_config(state, path)
     try:
-        cfg = RunConfig.from_dict(state["config"])
         model = GACModel(cfg.model)
         weights = weights or cfg.inference.weights
         key = "averaged_model" if weights == "averaged" and "averaged_model" in state else "model"
@@ -137,13 +146,8 @@ def evaluate_checkpoint(path: str | Path, episodes: int = 50, seeds: list[int] |
     state = load_checkpoint(path)
     if mode:
         inference_overrides = [f"inference.mode={mode}", *(inference_overrides or [])]
-    try:
-        weights = apply_overrides(RunConfig.from_dict(state["config"]),
-                                  inference_overrides or []).inference.weights
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: incomplete or damaged checkpoint ({exc!r})") from exc
-    model, cfg, meta, bank = policy_from_state(state, path, weights=weights)
-    cfg = apply_overrides(cfg, inference_overrides or [])
+    cfg = apply_overrides(saved_config(state, path), inference_overrides or [])
+    model, _, meta, bank = policy_from_state(state, path, weights=cfg.inference.weights)
     task = get_task(cfg.task)
     icfg: InferenceConfig = cfg.inference
     get_mode(icfg.mode)  # an unknown mode fails before any environment is made

@@ -12,7 +12,7 @@ from gac.config import apply_overrides, preset
 from gac.data.hdf5 import load_hdf5
 from gac.data.store import DataError
 from gac.inference import plan
-from gac.runs import load_policy
+from gac.runs import evaluate_checkpoint, load_policy
 from gac.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gac.train.offline import Trainer
 
@@ -342,8 +342,15 @@ def test_averaged_weights_follow_training_without_changing_it(store, tmp_path):
     assert torch.equal(played, averaged)
     trained = load_policy(ckpt, weights="trained").model
     assert torch.equal(torch.cat([p.flatten() for p in trained.parameters()]), params(ema))
-    with pytest.raises(ValueError, match="expected averaged or trained"):
+    with pytest.raises(ValueError, match="expected one of averaged, trained"):
         load_policy(ckpt, weights="ema")
+    # A config the checkpoint cannot have been written with names the file, also where the
+    # evaluation reads it to choose the weights.
+    state = load_checkpoint(ckpt)
+    state["config"]["train"]["bogus"] = 1
+    bad = save_checkpoint(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="bad.pt: incomplete or damaged"):
+        evaluate_checkpoint(bad, 1, [0], progress=False)
     with pytest.raises(ValueError, match="ema_decay"):
         make(store, extra=["train.ema_decay=1"])
 
