@@ -362,20 +362,23 @@ def start(tf: TrajectoryTransformer, z: Tensor, obs_mean: Tensor, obs_std: Tenso
         _TABLES[key] = DecodeTables(tf.context_steps, tf.n_heads, tf.head_dim, z.device, z.dtype)
     shape = (len(tf.blocks), z.shape[0], 2 * tf.context_steps + 2, 2 * tf.d_model)
     cross = [fold_cross(block.cross, z) for block in tf.blocks]
-    if tf.context_steps != 1:
-        alone = []
-    elif like is None:
-        alone = [fold_layer_alone(block, c) for block, c in zip(tf.blocks, cross, strict=True)]
-    else:
-        alone = [replace(layer, cross=_fold_norm_cross(block.ln2, c))
-                 for block, layer, c in zip(tf.blocks, like.alone, cross, strict=True)]
+    one_step = tf.context_steps == 1
+    if like is None:
+        alone = ([fold_layer_alone(block, c) for block, c in zip(tf.blocks, cross, strict=True)]
+                 if one_step else [])
+        head = fold_head(tf) if one_step else None
+        embed = fold_embedding(tf, obs_mean.to(z.dtype), obs_std.to(z.dtype))
+    else:  # a re-plan: only the plans' folds are new
+        alone = ([replace(layer, cross=_fold_norm_cross(block.ln2, c))
+                  for block, layer, c in zip(tf.blocks, like.alone, cross, strict=True)]
+                 if one_step else [])
+        head, embed = like.head, like.embed
     return DecodeCache(
         cross=cross,
         alone=alone,
-        head=(like.head if like is not None else fold_head(tf)) if tf.context_steps == 1 else None,
+        head=head,
         head_eps=tf.ln_f.eps,
-        embed=like.embed if like is not None else fold_embedding(tf, obs_mean.to(z.dtype),
-                                                                 obs_std.to(z.dtype)),
+        embed=embed,
         kv=z.new_zeros(shape),
         tables=_TABLES[key],
         n_heads=tf.n_heads,
